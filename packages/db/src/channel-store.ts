@@ -1,0 +1,93 @@
+import type { AuditRow, ChannelRow, MessageRow, NewAuditRow, SubscriptionRow } from "./schema.ts";
+
+export interface NewChannel {
+  name: string;
+  type: ChannelRow["type"];
+  scope: string;
+  entity: string;
+  entityId: string;
+  createdBy: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface AppendMessage {
+  channelId: string;
+  event: string;
+  payload: unknown;
+  senderId: string;
+  idempotencyKey: string | null;
+  expiresAt: Date;
+}
+
+export interface SubscribeRequest {
+  channelId: string;
+  userId: string;
+  /** Start the cursor here instead of at the channel head (resume from a known message). */
+  fromSeq: number | null;
+  /** Most active subscriptions the user may hold; counted under a per-user lock. */
+  maxActive: number;
+}
+
+export type SubscribeResult =
+  | { ok: true; subscription: SubscriptionRow; activeCount: number }
+  | { ok: false; activeCount: number };
+
+export interface RetainedRange {
+  /** Lowest seq still stored and unexpired, or null when nothing is retained. */
+  oldestSeq: number | null;
+  lastSeq: number;
+}
+
+export interface UserChannel {
+  channel: ChannelRow;
+  cursorSeq: number;
+  unread: number;
+}
+
+export interface PendingMessage extends MessageRow {
+  channelName: string;
+}
+
+export interface AuditQuery {
+  limit: number;
+  /** Return rows with an id below this (paging backwards from the newest). */
+  beforeId?: number;
+  channelName?: string;
+}
+
+export interface StoreCounts {
+  channels: number;
+  activeSubscriptions: number;
+  queuedMessages: number;
+}
+
+/**
+ * Durable state of channels, subscriptions, messages and the audit log.
+ * Every method is atomic; the message order of a channel is decided here (seq).
+ */
+export interface ChannelStore {
+  /** Creates the channel or returns the existing one with that name. */
+  upsertChannel(input: NewChannel): Promise<{ channel: ChannelRow; created: boolean }>;
+  findChannel(name: string): Promise<ChannelRow | undefined>;
+  /** Stores a message with the channel's next seq; an idempotency key already used returns the stored one. */
+  appendMessage(input: AppendMessage): Promise<{ message: MessageRow; duplicate: boolean }>;
+  /** Unexpired messages with seq > afterSeq, ascending. */
+  readMessages(channelId: string, afterSeq: number, limit: number, now: Date): Promise<MessageRow[]>;
+  retainedRange(channelId: string, now: Date): Promise<RetainedRange>;
+  subscribe(request: SubscribeRequest): Promise<SubscribeResult>;
+  /** Returns false when the user had no active subscription. */
+  unsubscribe(channelId: string, userId: string): Promise<boolean>;
+  activeSubscription(channelId: string, userId: string): Promise<SubscriptionRow | undefined>;
+  listSubscribers(channelId: string): Promise<SubscriptionRow[]>;
+  listUserChannels(userId: string, now: Date): Promise<UserChannel[]>;
+  /** Unexpired messages after the cursor of each of the user's active subscriptions, oldest first per channel. */
+  pendingMessages(userId: string, limit: number, now: Date): Promise<PendingMessage[]>;
+  /** Moves each named channel's cursor forward to seq (never backwards); returns how many cursors moved. */
+  ack(userId: string, acks: ReadonlyArray<{ channelId: string; seq: number }>): Promise<number>;
+  deleteExpiredMessages(now: Date): Promise<number>;
+  /** Deletes channels idle since `before` that nobody is subscribed to. */
+  deleteInactiveChannels(before: Date): Promise<number>;
+  writeAudit(rows: NewAuditRow[]): Promise<void>;
+  readAudit(query: AuditQuery): Promise<AuditRow[]>;
+  counts(now: Date): Promise<StoreCounts>;
+}

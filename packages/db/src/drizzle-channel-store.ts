@@ -1,0 +1,299 @@
+import { and, asc, count, desc, eq, gt, lt, min, notExists, sql } from "drizzle-orm";
+import type {
+  AppendMessage,
+  AuditQuery,
+  ChannelStore,
+  NewChannel,
+  PendingMessage,
+  SubscribeRequest,
+  SubscribeResult,
+} from "./channel-store.ts";
+import type { Database } from "./client.ts";
+import { auditLog, channels, type MessageRow, messages, type NewAuditRow, subscriptions } from "./schema.ts";
+
+const UNIQUE_VIOLATION = "23505";
+
+function isUniqueViolation(error: unknown): boolean {
+  for (let e: unknown = error; e && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
+    if ((e as { code?: unknown }).code === UNIQUE_VIOLATION) return true;
+  }
+  return false;
+}
+
+export class DrizzleChannelStore implements ChannelStore {
+  constructor(private readonly db: Database) {}
+
+  async upsertChannel(input: NewChannel) {
+    const inserted = await this.db.insert(channels).values(input).onConflictDoNothing().returning();
+    if (inserted[0]) return { channel: inserted[0], created: true };
+    const existing = await this.findChannel(input.name);
+    if (!existing) throw new Error(`channel ${input.name} vanished during create`);
+    return { channel: existing, created: false };
+  }
+
+  async findChannel(name: string) {
+    const rows = await this.db.select().from(channels).where(eq(channels.name, name)).limit(1);
+    return rows[0];
+  }
+
+  async appendMessage(input: AppendMessage) {
+    if (input.idempotencyKey !== null) {
+      const existing = await this.findByIdempotencyKey(input.channelId, input.idempotencyKey);
+      if (existing) return { message: existing, duplicate: true };
+    }
+    try {
+      return { message: await this.insertNext(input), duplicate: false };
+    } catch (error) {
+      // A concurrent retry with the same key won the race; the failed statement rolled back its seq bump.
+      if (input.idempotencyKey === null || !isUniqueViolation(error)) throw error;
+      const existing = await this.findByIdempotencyKey(input.channelId, input.idempotencyKey);
+      if (!existing) throw error;
+      return { message: existing, duplicate: true };
+    }
+  }
+
+  /** One statement: bumps the channel head under its row lock and inserts at the new seq, so commits land in seq order. */
+  private async insertNext(input: AppendMessage): Promise<MessageRow> {
+    const db = this.db;
+    const bump = db.$with("bump").as(
+      db
+        .update(channels)
+        .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
+        .where(eq(channels.id, input.channelId))
+        .returning({ channelId: channels.id, seq: channels.lastSeq }),
+    );
+    const rows = await db
+      .with(bump)
+      .insert(messages)
+      .select(
+        db
+          .select({
+            channelId: bump.channelId,
+            seq: bump.seq,
+            event: sql`${input.event}`.as("event"),
+            payload: sql`${JSON.stringify(input.payload)}::jsonb`.as("payload"),
+            senderId: sql`${input.senderId}`.as("sender_id"),
+            idempotencyKey: sql`${input.idempotencyKey}`.as("idempotency_key"),
+            createdAt: sql`now()`.as("created_at"),
+            expiresAt: sql`${input.expiresAt.toISOString()}::timestamptz`.as("expires_at"),
+          })
+          .from(bump),
+      )
+      .returning();
+    const row = rows[0];
+    if (!row) throw new Error(`channel ${input.channelId} does not exist`);
+    return row;
+  }
+
+  private async findByIdempotencyKey(channelId: string, key: string) {
+    const rows = await this.db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.channelId, channelId), eq(messages.idempotencyKey, key)))
+      .limit(1);
+    return rows[0];
+  }
+
+  readMessages(channelId: string, afterSeq: number, limit: number, now: Date) {
+    return this.db
+      .select()
+      .from(messages)
+      .where(and(eq(messages.channelId, channelId), gt(messages.seq, afterSeq), gt(messages.expiresAt, now)))
+      .orderBy(asc(messages.seq))
+      .limit(limit);
+  }
+
+  async retainedRange(channelId: string, now: Date) {
+    const [head] = await this.db
+      .select({ lastSeq: channels.lastSeq })
+      .from(channels)
+      .where(eq(channels.id, channelId));
+    const [oldest] = await this.db
+      .select({ seq: min(messages.seq) })
+      .from(messages)
+      .where(and(eq(messages.channelId, channelId), gt(messages.expiresAt, now)));
+    return { oldestSeq: oldest?.seq ?? null, lastSeq: head?.lastSeq ?? 0 };
+  }
+
+  subscribe(request: SubscribeRequest): Promise<SubscribeResult> {
+    return this.db.transaction(async (tx) => {
+      // Serializes one user's subscribes across instances so the tier limit cannot be raced past.
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${request.userId}))`);
+      const [existing] = await tx
+        .select()
+        .from(subscriptions)
+        .where(and(eq(subscriptions.channelId, request.channelId), eq(subscriptions.userId, request.userId)));
+      const [active] = await tx
+        .select({ n: count() })
+        .from(subscriptions)
+        .where(and(eq(subscriptions.userId, request.userId), eq(subscriptions.active, true)));
+      const activeCount = active?.n ?? 0;
+      const alreadyActive = existing?.active === true;
+      if (!alreadyActive && activeCount >= request.maxActive) return { ok: false, activeCount };
+
+      const [head] = await tx
+        .select({ lastSeq: channels.lastSeq })
+        .from(channels)
+        .where(eq(channels.id, request.channelId));
+      const cursorSeq =
+        request.fromSeq ?? (alreadyActive && existing ? existing.cursorSeq : (head?.lastSeq ?? 0));
+      const [subscription] = await tx
+        .insert(subscriptions)
+        .values({ channelId: request.channelId, userId: request.userId, cursorSeq, active: true })
+        .onConflictDoUpdate({
+          target: [subscriptions.channelId, subscriptions.userId],
+          set: { cursorSeq, active: true, updatedAt: sql`now()` },
+        })
+        .returning();
+      if (!subscription) throw new Error("subscription upsert returned nothing");
+      return { ok: true, subscription, activeCount: activeCount + (alreadyActive ? 0 : 1) };
+    });
+  }
+
+  async unsubscribe(channelId: string, userId: string) {
+    const rows = await this.db
+      .update(subscriptions)
+      .set({ active: false, updatedAt: sql`now()` })
+      .where(
+        and(
+          eq(subscriptions.channelId, channelId),
+          eq(subscriptions.userId, userId),
+          eq(subscriptions.active, true),
+        ),
+      )
+      .returning({ id: subscriptions.id });
+    return rows.length > 0;
+  }
+
+  async activeSubscription(channelId: string, userId: string) {
+    const rows = await this.db
+      .select()
+      .from(subscriptions)
+      .where(
+        and(
+          eq(subscriptions.channelId, channelId),
+          eq(subscriptions.userId, userId),
+          eq(subscriptions.active, true),
+        ),
+      )
+      .limit(1);
+    return rows[0];
+  }
+
+  listSubscribers(channelId: string) {
+    return this.db
+      .select()
+      .from(subscriptions)
+      .where(and(eq(subscriptions.channelId, channelId), eq(subscriptions.active, true)))
+      .orderBy(asc(subscriptions.subscribedAt));
+  }
+
+  async listUserChannels(userId: string, now: Date) {
+    const unread = this.db
+      .select({ n: count() })
+      .from(messages)
+      .where(
+        and(
+          eq(messages.channelId, subscriptions.channelId),
+          gt(messages.seq, subscriptions.cursorSeq),
+          gt(messages.expiresAt, now),
+        ),
+      );
+    const rows = await this.db
+      .select({ channel: channels, cursorSeq: subscriptions.cursorSeq, unread: sql<number>`(${unread})::int` })
+      .from(subscriptions)
+      .innerJoin(channels, eq(channels.id, subscriptions.channelId))
+      .where(and(eq(subscriptions.userId, userId), eq(subscriptions.active, true)))
+      .orderBy(desc(channels.lastActivity));
+    return rows.map((r) => ({ ...r, unread: Number(r.unread) }));
+  }
+
+  async pendingMessages(userId: string, limit: number, now: Date): Promise<PendingMessage[]> {
+    const rows = await this.db
+      .select({ message: messages, channelName: channels.name })
+      .from(subscriptions)
+      .innerJoin(channels, eq(channels.id, subscriptions.channelId))
+      .innerJoin(
+        messages,
+        and(eq(messages.channelId, subscriptions.channelId), gt(messages.seq, subscriptions.cursorSeq)),
+      )
+      .where(and(eq(subscriptions.userId, userId), eq(subscriptions.active, true), gt(messages.expiresAt, now)))
+      .orderBy(asc(messages.createdAt), asc(messages.channelId), asc(messages.seq))
+      .limit(limit);
+    return rows.map((r) => ({ ...r.message, channelName: r.channelName }));
+  }
+
+  async ack(userId: string, acks: ReadonlyArray<{ channelId: string; seq: number }>) {
+    const highest = new Map<string, number>();
+    for (const { channelId, seq } of acks) highest.set(channelId, Math.max(seq, highest.get(channelId) ?? 0));
+    let moved = 0;
+    await this.db.transaction(async (tx) => {
+      for (const [channelId, seq] of highest) {
+        const rows = await tx
+          .update(subscriptions)
+          .set({ cursorSeq: seq, updatedAt: sql`now()` })
+          .where(
+            and(
+              eq(subscriptions.channelId, channelId),
+              eq(subscriptions.userId, userId),
+              lt(subscriptions.cursorSeq, seq),
+            ),
+          )
+          .returning({ id: subscriptions.id });
+        moved += rows.length;
+      }
+    });
+    return moved;
+  }
+
+  async deleteExpiredMessages(now: Date) {
+    const rows = await this.db
+      .delete(messages)
+      .where(lt(messages.expiresAt, now))
+      .returning({ seq: messages.seq });
+    return rows.length;
+  }
+
+  async deleteInactiveChannels(before: Date) {
+    const rows = await this.db
+      .delete(channels)
+      .where(
+        and(
+          lt(channels.lastActivity, before),
+          notExists(
+            this.db
+              .select({ one: sql`1` })
+              .from(subscriptions)
+              .where(and(eq(subscriptions.channelId, channels.id), eq(subscriptions.active, true))),
+          ),
+        ),
+      )
+      .returning({ id: channels.id });
+    return rows.length;
+  }
+
+  async writeAudit(rows: NewAuditRow[]) {
+    if (rows.length > 0) await this.db.insert(auditLog).values(rows);
+  }
+
+  readAudit(query: AuditQuery) {
+    const conditions = [
+      query.beforeId === undefined ? undefined : lt(auditLog.id, query.beforeId),
+      query.channelName === undefined ? undefined : eq(auditLog.channelName, query.channelName),
+    ];
+    return this.db
+      .select()
+      .from(auditLog)
+      .where(and(...conditions))
+      .orderBy(desc(auditLog.id))
+      .limit(query.limit);
+  }
+
+  async counts(now: Date) {
+    const [c] = await this.db.select({ n: count() }).from(channels);
+    const [s] = await this.db.select({ n: count() }).from(subscriptions).where(eq(subscriptions.active, true));
+    const [m] = await this.db.select({ n: count() }).from(messages).where(gt(messages.expiresAt, now));
+    return { channels: c?.n ?? 0, activeSubscriptions: s?.n ?? 0, queuedMessages: m?.n ?? 0 };
+  }
+}
+

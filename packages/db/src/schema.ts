@@ -1,0 +1,103 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+export const channelType = pgEnum("channel_type", ["private", "shared", "broadcast"]);
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+
+export const channels = pgTable(
+  "websocket_channels",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    name: text("channel_name").notNull(),
+    type: channelType("channel_type").notNull(),
+    scope: text("scope").notNull(),
+    entity: text("entity").notNull(),
+    entityId: text("entity_id").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+    lastActivity: timestamp("last_activity", { withTimezone: true }).notNull().defaultNow(),
+    /** Head of the channel's total order; the next message gets lastSeq + 1 under this row's lock. */
+    lastSeq: bigint("last_seq", { mode: "number" }).notNull().default(0),
+    metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [uniqueIndex("websocket_channels_name_key").on(t.name), index("websocket_channels_activity_idx").on(t.lastActivity)],
+);
+
+export const subscriptions = pgTable(
+  "channel_subscriptions",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    channelId: uuid("channel_id")
+      .notNull()
+      .references(() => channels.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull(),
+    /** Delivery cursor: the highest seq this user has acknowledged on the channel. */
+    cursorSeq: bigint("cursor_seq", { mode: "number" }).notNull().default(0),
+    active: boolean("active").notNull().default(true),
+    subscribedAt: timestamp("subscribed_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("channel_subscriptions_channel_user_key").on(t.channelId, t.userId),
+    index("channel_subscriptions_user_active_idx").on(t.userId).where(sql`${t.active}`),
+  ],
+);
+
+export const messages = pgTable(
+  "channel_message_queue",
+  {
+    channelId: uuid("channel_id")
+      .notNull()
+      .references(() => channels.id, { onDelete: "cascade" }),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    event: text("event").notNull(),
+    payload: jsonb("payload").$type<unknown>().notNull(),
+    senderId: text("sender_id").notNull(),
+    idempotencyKey: text("idempotency_key"),
+    createdAt: createdAt(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.channelId, t.seq] }),
+    uniqueIndex("channel_message_queue_idempotency_key").on(t.channelId, t.idempotencyKey),
+    index("channel_message_queue_expires_idx").on(t.expiresAt),
+  ],
+);
+
+export const auditOutcome = pgEnum("audit_outcome", ["ok", "denied", "error"]);
+
+export const auditLog = pgTable(
+  "channel_audit_log",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    actorId: text("actor_id"),
+    action: text("action").notNull(),
+    channelName: text("channel_name"),
+    outcome: auditOutcome("outcome").notNull(),
+    reason: text("reason"),
+    instanceId: text("instance_id").notNull(),
+    detail: jsonb("detail").$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [index("channel_audit_log_at_idx").on(t.at), index("channel_audit_log_channel_idx").on(t.channelName)],
+);
+
+export type ChannelRow = typeof channels.$inferSelect;
+export type SubscriptionRow = typeof subscriptions.$inferSelect;
+export type MessageRow = typeof messages.$inferSelect;
+export type AuditRow = typeof auditLog.$inferSelect;
+export type NewAuditRow = typeof auditLog.$inferInsert;
