@@ -74,7 +74,8 @@ export class DrizzleChannelStore implements ChannelStore {
             payload: sql`${JSON.stringify(input.payload)}::jsonb`.as("payload"),
             senderId: sql`${input.senderId}`.as("sender_id"),
             idempotencyKey: sql`${input.idempotencyKey}`.as("idempotency_key"),
-            createdAt: sql`now()`.as("created_at"),
+            // Taken after the row lock, unlike now(), so sentAt follows seq order.
+            createdAt: sql`clock_timestamp()`.as("created_at"),
             expiresAt: sql`${input.expiresAt.toISOString()}::timestamptz`.as("expires_at"),
           })
           .from(bump),
@@ -200,7 +201,11 @@ export class DrizzleChannelStore implements ChannelStore {
         ),
       );
     const rows = await this.db
-      .select({ channel: channels, cursorSeq: subscriptions.cursorSeq, unread: sql<number>`(${unread})::int` })
+      .select({
+        channel: channels,
+        cursorSeq: subscriptions.cursorSeq,
+        unread: sql<number>`(${unread})::int`,
+      })
       .from(subscriptions)
       .innerJoin(channels, eq(channels.id, subscriptions.channelId))
       .where(and(eq(subscriptions.userId, userId), eq(subscriptions.active, true)))
@@ -217,8 +222,12 @@ export class DrizzleChannelStore implements ChannelStore {
         messages,
         and(eq(messages.channelId, subscriptions.channelId), gt(messages.seq, subscriptions.cursorSeq)),
       )
-      .where(and(eq(subscriptions.userId, userId), eq(subscriptions.active, true), gt(messages.expiresAt, now)))
-      .orderBy(asc(messages.createdAt), asc(messages.channelId), asc(messages.seq))
+      .where(
+        and(eq(subscriptions.userId, userId), eq(subscriptions.active, true), gt(messages.expiresAt, now)),
+      )
+      // By seq within each channel, never by time: a limited page must never skip a seq that an ack of the
+      // page's highest seq would then lose.
+      .orderBy(asc(messages.channelId), asc(messages.seq))
       .limit(limit);
     return rows.map((r) => ({ ...r.message, channelName: r.channelName }));
   }
@@ -231,11 +240,16 @@ export class DrizzleChannelStore implements ChannelStore {
       for (const [channelId, seq] of highest) {
         const rows = await tx
           .update(subscriptions)
-          .set({ cursorSeq: seq, updatedAt: sql`now()` })
+          // Capped at the head: a made-up id from the future must not hide messages not yet sent.
+          .set({
+            cursorSeq: sql`least(${seq}, (select ${channels.lastSeq} from ${channels} where ${channels.id} = ${channelId}))`,
+            updatedAt: sql`now()`,
+          })
           .where(
             and(
               eq(subscriptions.channelId, channelId),
               eq(subscriptions.userId, userId),
+              eq(subscriptions.active, true),
               lt(subscriptions.cursorSeq, seq),
             ),
           )
@@ -291,9 +305,11 @@ export class DrizzleChannelStore implements ChannelStore {
 
   async counts(now: Date) {
     const [c] = await this.db.select({ n: count() }).from(channels);
-    const [s] = await this.db.select({ n: count() }).from(subscriptions).where(eq(subscriptions.active, true));
+    const [s] = await this.db
+      .select({ n: count() })
+      .from(subscriptions)
+      .where(eq(subscriptions.active, true));
     const [m] = await this.db.select({ n: count() }).from(messages).where(gt(messages.expiresAt, now));
     return { channels: c?.n ?? 0, activeSubscriptions: s?.n ?? 0, queuedMessages: m?.n ?? 0 };
   }
 }
-

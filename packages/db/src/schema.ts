@@ -34,7 +34,10 @@ export const channels = pgTable(
     lastSeq: bigint("last_seq", { mode: "number" }).notNull().default(0),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
   },
-  (t) => [uniqueIndex("websocket_channels_name_key").on(t.name), index("websocket_channels_activity_idx").on(t.lastActivity)],
+  (t) => [
+    uniqueIndex("websocket_channels_name_key").on(t.name),
+    index("websocket_channels_activity_idx").on(t.lastActivity),
+  ],
 );
 
 export const subscriptions = pgTable(
@@ -93,7 +96,10 @@ export const auditLog = pgTable(
     instanceId: text("instance_id").notNull(),
     detail: jsonb("detail").$type<Record<string, unknown>>().notNull().default({}),
   },
-  (t) => [index("channel_audit_log_at_idx").on(t.at), index("channel_audit_log_channel_idx").on(t.channelName)],
+  (t) => [
+    index("channel_audit_log_at_idx").on(t.at),
+    index("channel_audit_log_channel_idx").on(t.channelName),
+  ],
 );
 
 export type ChannelRow = typeof channels.$inferSelect;

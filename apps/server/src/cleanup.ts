@@ -1,0 +1,23 @@
+import type { ChannelServices } from "@wedsync/channels";
+import type { Logger } from "pino";
+
+/** Deletes expired messages and idle channels on an interval; returns a stop function. */
+export function scheduleCleanup(services: ChannelServices, logger: Logger): () => void {
+  let running = false;
+  const run = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const expiredMessages = await services.queue.cleanupExpiredMessages();
+      const inactiveChannels = await services.manager.cleanupInactiveChannels();
+      logger.info({ expiredMessages, inactiveChannels }, "cleanup done");
+    } catch (error) {
+      logger.warn({ err: error }, "cleanup failed; will retry next interval");
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(run, services.config.CHANNELS_CLEANUP_INTERVAL);
+  timer.unref();
+  return () => clearInterval(timer);
+}

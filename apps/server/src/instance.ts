@@ -1,0 +1,65 @@
+import { join } from "node:path";
+import { MemoryBus } from "@wedsync/bus";
+import { type Config, createChannelServices, createTokenVerifier } from "@wedsync/channels";
+import { type DatabaseOptions, DrizzleChannelStore, openDatabase } from "@wedsync/db";
+import pino, { type Logger } from "pino";
+import { scheduleCleanup } from "./cleanup.ts";
+import { resolveJwtSecret } from "./jwt-secret.ts";
+import { type RunningServer, startServer } from "./server.ts";
+
+export interface InstanceOptions {
+  config: Config;
+  /** Overrides the choice made from DATABASE_URL (tests use an in-memory PGlite). */
+  database?: DatabaseOptions;
+  logger?: Logger;
+}
+
+export interface Instance extends RunningServer {
+  services: ReturnType<typeof createChannelServices>;
+  mode: { database: string; bus: string; auth: string };
+}
+
+/** Wires one server instance from configuration: database, bus, services, HTTP + WebSocket. */
+export async function startInstance(options: InstanceOptions): Promise<Instance> {
+  const { config } = options;
+  const logger = options.logger ?? pino({ level: config.LOG_LEVEL });
+  const databaseOptions: DatabaseOptions =
+    options.database ??
+    (config.DATABASE_URL
+      ? { url: config.DATABASE_URL }
+      : { dataDir: join(config.CHANNELS_DATA_DIR, "pglite") });
+  const database = await openDatabase(databaseOptions);
+  const bus = new MemoryBus();
+  const secret = resolveJwtSecret(config);
+  const verifyToken = createTokenVerifier({
+    secret: secret?.secret,
+    jwksUrl: config.CHANNELS_JWKS_URL,
+    issuer: config.CHANNELS_JWT_ISSUER,
+    audience: config.CHANNELS_JWT_AUDIENCE,
+  });
+  const services = createChannelServices({
+    config,
+    store: new DrizzleChannelStore(database.db),
+    bus,
+    onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
+  });
+  const server = await startServer({ services, verifyToken, logger, ping: database.ping, port: config.PORT });
+  const stopCleanup = scheduleCleanup(services, logger);
+  return {
+    ...server,
+    services,
+    mode: {
+      database: `${database.kind} (${database.location})`,
+      bus: bus.kind === "memory" ? "in-process" : bus.kind,
+      auth: config.CHANNELS_JWKS_URL
+        ? `JWKS ${config.CHANNELS_JWKS_URL}`
+        : `HS256 secret from ${secret?.source}`,
+    },
+    async close() {
+      stopCleanup();
+      await server.close();
+      await bus.close();
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { applyWSSHandler } from "@trpc/server/adapters/ws";
+import {
+  type AppRouter,
+  appRouter,
+  type ChannelServices,
+  type Context,
+  type TokenVerifier,
+} from "@wedsync/channels";
+import type { Logger } from "pino";
+import { WebSocketServer } from "ws";
+import { handleOpsRequest } from "./ops-routes.ts";
+
+export interface ServerOptions {
+  services: ChannelServices;
+  verifyToken: TokenVerifier;
+  logger: Logger;
+  /** Reports database (and later Redis) health for /readyz. */
+  ping: () => Promise<void>;
+  port: number;
+  host?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  server: Server;
+  /** Tells clients to reconnect elsewhere, stops accepting and closes every socket. */
+  close(): Promise<void>;
+}
+
+const TRPC_PATH = "/trpc";
+
+function bearer(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  return header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { services, logger } = options;
+  const { config, metrics } = services;
+
+  async function contextFor(token: string | undefined): Promise<Context> {
+    if (!token) return { identity: null, services };
+    try {
+      const { expiresAt: _expiresAt, ...identity } = await options.verifyToken(token);
+      return { identity, services };
+    } catch (error) {
+      metrics.authFailures.inc();
+      services.audit.record({
+        actorId: null,
+        action: "authenticate",
+        outcome: "denied",
+        reason: (error as Error).message,
+      });
+      return { identity: null, authError: (error as Error).message, services };
+    }
+  }
+
+  // JSON escaping and superjson framing can grow a payload; anything beyond this is hostile.
+  const maxFrameBytes = config.CHANNELS_MAX_PAYLOAD_BYTES * 4 + 16_384;
+
+  const trpcHandler = createHTTPHandler<AppRouter>({
+    router: appRouter,
+    basePath: `${TRPC_PATH}/`,
+    maxBodySize: maxFrameBytes,
+    createContext: ({ req }) => contextFor(bearer(req)),
+  });
+
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith(`${TRPC_PATH}/`)) return trpcHandler(req, res);
+    handleOpsRequest(req, res, { services, ping: options.ping }).catch((error) => {
+      logger.error({ err: error }, "ops route failed");
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false });
+  const wssHandler = applyWSSHandler<AppRouter>({
+    wss,
+    router: appRouter,
+    keepAlive: {
+      enabled: true,
+      pingMs: config.CHANNELS_HEARTBEAT_MS,
+      pongWaitMs: config.CHANNELS_HEARTBEAT_TIMEOUT_MS,
+    },
+    createContext: ({ info }) => {
+      const token = info.connectionParams?.token;
+      return contextFor(typeof token === "string" ? token : undefined);
+    },
+  });
+
+  server.on("upgrade", (req, socket, head) => {
+    const path = req.url?.split("?")[0];
+    if (path !== TRPC_PATH) {
+      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    if (wss.clients.size >= config.CHANNELS_MAX_CONNECTIONS) {
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      metrics.connections.inc();
+      ws.once("close", () => metrics.connections.dec());
+      wss.emit("connection", ws, req);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host ?? "0.0.0.0", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    server,
+    async close() {
+      wssHandler.broadcastReconnectNotification();
+      server.close();
+      for (const ws of wss.clients) ws.close(1012, "server restarting");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await services.audit.flush();
+    },
+  };
+}

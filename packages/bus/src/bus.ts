@@ -1,0 +1,17 @@
+/**
+ * Live fan-out between instances. At-most-once: a subscriber that misses a frame notices by
+ * sequence number and reads the durable store, so the bus is never the only copy of a message.
+ */
+export interface Bus {
+  readonly kind: "memory" | "redis";
+  /** Sends a frame to every instance subscribed to the topic (including this one). */
+  publish(topic: string, frame: string): Promise<void>;
+  /** Resolves once the subscription is confirmed: frames published afterwards will arrive. */
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  /** The instance's single receiver of frames. */
+  onFrame(handler: (topic: string, frame: string) => void): void;
+  /** Called when frames may have been lost (reconnect): receivers should re-read the store. */
+  onResync(handler: () => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,34 @@
+import type { Bus } from "./bus.ts";
+
+/** In-process bus for the embedded default: one instance, nothing crosses a process boundary. */
+export class MemoryBus implements Bus {
+  readonly kind = "memory";
+  private readonly topics = new Set<string>();
+  private frameHandlers: Array<(topic: string, frame: string) => void> = [];
+
+  async publish(topic: string, frame: string) {
+    if (!this.topics.has(topic)) return;
+    for (const handler of this.frameHandlers) handler(topic, frame);
+  }
+
+  async subscribe(topic: string) {
+    this.topics.add(topic);
+  }
+
+  async unsubscribe(topic: string) {
+    this.topics.delete(topic);
+  }
+
+  onFrame(handler: (topic: string, frame: string) => void) {
+    this.frameHandlers.push(handler);
+  }
+
+  onResync(_handler: () => void) {
+    // Nothing is ever lost in-process.
+  }
+
+  async close() {
+    this.topics.clear();
+    this.frameHandlers = [];
+  }
+}

@@ -1,0 +1,60 @@
+import { createRemoteJWKSet, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { type Identity, identityClaimsSchema } from "./identity.ts";
+
+export interface TokenSettings {
+  /** HS256 key: the UTF-8 bytes of CHANNELS_JWT_SECRET. */
+  secret?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+}
+
+export class TokenError extends Error {
+  override name = "TokenError";
+}
+
+export type TokenVerifier = (token: string) => Promise<Identity & { expiresAt: Date }>;
+
+const CLOCK_TOLERANCE_S = 5;
+
+export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
+  const options = {
+    clockTolerance: CLOCK_TOLERANCE_S,
+    requiredClaims: ["exp", "sub"],
+    ...(settings.issuer ? { issuer: settings.issuer } : {}),
+    ...(settings.audience ? { audience: settings.audience } : {}),
+  };
+  let verify: (token: string) => Promise<JWTPayload>;
+  if (settings.jwksUrl) {
+    const keys = createRemoteJWKSet(new URL(settings.jwksUrl));
+    verify = async (token) => (await jwtVerify(token, keys, options)).payload;
+  } else if (settings.secret) {
+    const key = new TextEncoder().encode(settings.secret);
+    verify = async (token) => (await jwtVerify(token, key, { ...options, algorithms: ["HS256"] })).payload;
+  } else {
+    throw new TokenError("no CHANNELS_JWT_SECRET or CHANNELS_JWKS_URL configured");
+  }
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      payload = await verify(token);
+    } catch (error) {
+      throw new TokenError(`invalid token: ${(error as Error).message}`);
+    }
+    const claims = identityClaimsSchema.safeParse(payload);
+    if (!claims.success)
+      throw new TokenError(`token claims are malformed: ${claims.error.issues[0]?.message}`);
+    return { ...claims.data, expiresAt: new Date((payload.exp ?? 0) * 1000) };
+  };
+}
+
+/** Signs a development token with the HS256 secret. */
+export function mintToken(secret: string, claims: Identity, expiresIn = "12h"): Promise<string> {
+  const { sub, ...rest } = claims;
+  return new SignJWT(rest)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(secret));
+}

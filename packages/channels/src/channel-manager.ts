@@ -1,0 +1,234 @@
+import { TRPCError } from "@trpc/server";
+import type { ChannelRow, ChannelStore } from "@wedsync/db";
+import type { AuditTrail } from "./audit.ts";
+import type { ChannelType, ParsedChannelName } from "./channel-name.ts";
+import type { Config } from "./config.ts";
+import type { ChannelEvent } from "./events.ts";
+import type { LocalFanout } from "./fanout.ts";
+import type { Identity } from "./identity.ts";
+import { parseMessageId } from "./message.ts";
+import type { MessageQueue } from "./message-queue.ts";
+import { streamChannel } from "./message-stream.ts";
+import type { Metrics } from "./metrics.ts";
+import type { OnlineUsers } from "./online-users.ts";
+import { type Access, isAllowed } from "./policy.ts";
+
+export interface ChannelManagerDeps {
+  store: ChannelStore;
+  queue: MessageQueue;
+  fanout: LocalFanout;
+  metrics: Metrics;
+  audit: AuditTrail;
+  online: OnlineUsers;
+  config: Config;
+}
+
+const MISSED_LIMIT = 500;
+const STREAM_PAGE = 500;
+const INBOX_CAPACITY = 1_024;
+
+export function toChannelDto(row: ChannelRow) {
+  const { id, name, type, scope, entity, entityId, createdBy, createdAt, metadata } = row;
+  return { id, name, type, scope, entity, entityId, createdBy, createdAt, metadata };
+}
+
+/** Channel lifecycle, access and delivery. Every entry point authorizes from the name first. */
+export class ChannelManager {
+  constructor(private readonly deps: ChannelManagerDeps) {}
+
+  async createChannel(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    options: { type?: ChannelType; metadata?: Record<string, unknown> },
+  ) {
+    if (options.type !== undefined && options.type !== parsed.type) {
+      throw new TRPCError({
+        code: "BAD_REQUEST",
+        message: `${parsed.scope}:${parsed.entity} channels are ${parsed.type}, not ${options.type}`,
+      });
+    }
+    const existing = await this.deps.store.findChannel(parsed.name);
+    this.authorize(identity, parsed, "create", existing, "create");
+    const { channel, created } = existing
+      ? { channel: existing, created: false }
+      : await this.deps.store.upsertChannel({
+          name: parsed.name,
+          type: parsed.type,
+          scope: parsed.scope,
+          entity: parsed.entity,
+          entityId: parsed.entityId,
+          createdBy: identity.sub,
+          metadata: options.metadata ?? {},
+        });
+    // A concurrent create of a creator-owned channel by someone else must not hand it over.
+    if (!created) this.authorize(identity, parsed, "create", channel, "create");
+    if (created) this.audit(identity, "create", parsed.name);
+    return toChannelDto(channel);
+  }
+
+  async subscribeToChannel(identity: Identity, parsed: ParsedChannelName, lastMessageId?: string) {
+    const channel = await this.resolve(identity, parsed, "read", "subscribe");
+    const fromSeq = lastMessageId === undefined ? null : this.seqOf(channel, lastMessageId);
+    const maxActive =
+      identity.tier === "paid" ? this.deps.config.CHANNELS_TIER_PAID : this.deps.config.CHANNELS_TIER_FREE;
+    const result = await this.deps.store.subscribe({
+      channelId: channel.id,
+      userId: identity.sub,
+      fromSeq,
+      maxActive,
+    });
+    if (!result.ok) {
+      this.audit(identity, "subscribe", parsed.name, "denied", "tier limit");
+      throw new TRPCError({
+        code: "PRECONDITION_FAILED",
+        message: `the ${identity.tier} tier allows ${maxActive} active channel subscriptions; unsubscribe from one first`,
+      });
+    }
+    const missed = await this.deps.queue.messagesAfter(
+      channel,
+      result.subscription.cursorSeq,
+      MISSED_LIMIT + 1,
+    );
+    this.audit(identity, "subscribe", parsed.name);
+    return {
+      subscription: {
+        channelName: channel.name,
+        channelId: channel.id,
+        cursorSeq: result.subscription.cursorSeq,
+        subscribedAt: result.subscription.subscribedAt,
+        activeSubscriptions: result.activeCount,
+      },
+      missed: missed.slice(0, MISSED_LIMIT),
+      hasMore: missed.length > MISSED_LIMIT,
+    };
+  }
+
+  async unsubscribeFromChannel(identity: Identity, parsed: ParsedChannelName) {
+    const channel = await this.resolve(identity, parsed, "read", "unsubscribe");
+    const unsubscribed = await this.deps.store.unsubscribe(channel.id, identity.sub);
+    this.audit(identity, "unsubscribe", parsed.name);
+    return { unsubscribed };
+  }
+
+  async broadcastToChannel(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    event: ChannelEvent,
+    idempotencyKey: string | null,
+  ) {
+    const channel = await this.resolve(identity, parsed, "publish", "broadcast");
+    const { message, duplicate } = await this.deps.queue.enqueueMessage(
+      channel,
+      identity.sub,
+      event,
+      idempotencyKey,
+    );
+    if (!duplicate) {
+      this.deps.metrics.broadcasts.inc();
+      // Stored is acknowledged: a lost live frame is recovered by subscribers from the store.
+      await this.deps.fanout.publish(channel.id, message).catch(() => {});
+    }
+    this.audit(identity, "broadcast", parsed.name, "ok", duplicate ? "idempotent retry" : null, {
+      seq: message.seq,
+    });
+    return { id: message.id, seq: message.seq, duplicate };
+  }
+
+  async getChannelSubscribers(identity: Identity, parsed: ParsedChannelName) {
+    const channel = await this.resolve(identity, parsed, "read", "subscribers");
+    const rows = await this.deps.store.listSubscribers(channel.id);
+    return rows.map((row) => ({
+      userId: row.userId,
+      subscribedAt: row.subscribedAt,
+      online: this.deps.online.isOnline(channel.id, row.userId),
+    }));
+  }
+
+  async listChannels(identity: Identity) {
+    const rows = await this.deps.store.listUserChannels(identity.sub, new Date());
+    return rows.map((row) => ({
+      ...toChannelDto(row.channel),
+      lastSeq: row.channel.lastSeq,
+      unread: row.unread,
+    }));
+  }
+
+  /** Authorizes and finds the channel before the stream starts, so errors reach the client as errors. */
+  async openStream(identity: Identity, parsed: ParsedChannelName, lastEventId: string | undefined) {
+    const channel = await this.resolve(identity, parsed, "read", "events");
+    const afterSeq = lastEventId === undefined ? null : this.seqOf(channel, lastEventId, true);
+    return { channel, afterSeq };
+  }
+
+  async *streamEvents(identity: Identity, channel: ChannelRow, afterSeq: number | null, signal: AbortSignal) {
+    const leave = this.deps.online.enter(channel.id, identity.sub);
+    try {
+      yield* streamChannel({
+        store: this.deps.store,
+        fanout: this.deps.fanout,
+        metrics: this.deps.metrics,
+        channel,
+        afterSeq,
+        signal,
+        inboxCapacity: INBOX_CAPACITY,
+        pageSize: STREAM_PAGE,
+      });
+    } finally {
+      leave();
+    }
+  }
+
+  cleanupInactiveChannels(now = new Date()): Promise<number> {
+    return this.deps.store.deleteInactiveChannels(
+      new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE),
+    );
+  }
+
+  /**
+   * The seq a message id points at in this channel. An id from another epoch of the channel (it was
+   * deleted and recreated) means "before everything": the stream then reports what retention took.
+   */
+  private seqOf(channel: ChannelRow, id: string, allowOtherEpoch = false): number {
+    const parsed = parseMessageId(id);
+    if (!parsed) throw new TRPCError({ code: "BAD_REQUEST", message: "not a message id of this service" });
+    if (parsed.channelId === channel.id) return parsed.seq;
+    if (allowOtherEpoch) return 0;
+    throw new TRPCError({ code: "BAD_REQUEST", message: "that message id belongs to another channel" });
+  }
+
+  /** FORBIDDEN for outsiders whether or not the channel exists; NOT_FOUND only for would-be members. */
+  private async resolve(identity: Identity, parsed: ParsedChannelName, access: Access, action: string) {
+    const ownedByCreator = parsed.address.kind === "form-response";
+    if (!ownedByCreator) this.authorize(identity, parsed, access, undefined, action);
+    const channel = await this.deps.store.findChannel(parsed.name);
+    if (ownedByCreator) this.authorize(identity, parsed, access, channel, action);
+    if (!channel) {
+      this.audit(identity, action, parsed.name, "denied", "not found");
+      throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
+    }
+    return channel;
+  }
+
+  private authorize(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    access: Access,
+    channel: ChannelRow | undefined,
+    action: string,
+  ) {
+    if (isAllowed(identity, parsed.address, access, channel)) return;
+    this.audit(identity, action, parsed.name, "denied", `no ${access} access`);
+    throw new TRPCError({ code: "FORBIDDEN", message: `you may not ${access} ${parsed.name}` });
+  }
+
+  private audit(
+    identity: Identity,
+    action: string,
+    channelName: string,
+    outcome: "ok" | "denied" = "ok",
+    reason: string | null = null,
+    detail: Record<string, unknown> = {},
+  ) {
+    this.deps.audit.record({ actorId: identity.sub, action, channelName, outcome, reason, detail });
+  }
+}

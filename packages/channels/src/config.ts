@@ -1,0 +1,58 @@
+import { z } from "zod";
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** "7d", "5m", "30s", "250ms" -> milliseconds. */
+const duration = z
+  .string()
+  .regex(DURATION, "must be a number followed by ms, s, m, h or d (e.g. 7d)")
+  .transform((text) => {
+    const [, amount, unit] = DURATION.exec(text)!;
+    return Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  });
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const url = z.url().optional();
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65_535).default(3001),
+  DATABASE_URL: url,
+  REDIS_URL: url,
+  CHANNELS_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  CHANNELS_JWKS_URL: url,
+  CHANNELS_JWT_ISSUER: z.string().optional(),
+  CHANNELS_JWT_AUDIENCE: z.string().optional(),
+  CHANNELS_DATA_DIR: z.string().default("./.data"),
+  CHANNELS_RETENTION: duration.default(7 * UNIT_MS.d),
+  CHANNELS_CHANNEL_IDLE: duration.default(30 * UNIT_MS.d),
+  CHANNELS_CLEANUP_INTERVAL: duration.default(5 * UNIT_MS.m),
+  CHANNELS_RATE_BROADCASTS_PER_MIN: positiveInt(100),
+  CHANNELS_RATE_SUBSCRIBES_PER_HOUR: positiveInt(100),
+  CHANNELS_TIER_FREE: positiveInt(3),
+  CHANNELS_TIER_PAID: positiveInt(10),
+  CHANNELS_HEARTBEAT_MS: positiveInt(30_000),
+  CHANNELS_HEARTBEAT_TIMEOUT_MS: positiveInt(10_000),
+  CHANNELS_MAX_CONNECTIONS: positiveInt(10_000),
+  CHANNELS_MAX_PAYLOAD_BYTES: positiveInt(32_768),
+  CHANNELS_INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export type Config = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads configuration from the environment; a wrong value throws naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const result = envSchema.safeParse(present);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+  throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+}

@@ -1,0 +1,70 @@
+import type { ChannelMessage } from "./message.ts";
+
+/** Receives live messages for one subscriber of one channel. */
+export interface FanoutListener {
+  deliver(message: ChannelMessage): void;
+  /** Live messages may have been lost: the subscriber must re-read the store. */
+  resync(): void;
+}
+
+/**
+ * A bounded per-subscriber queue. When it would overflow it drops everything and flags a
+ * resync, so memory stays bounded and the subscriber recovers from the durable store.
+ */
+export class Inbox implements FanoutListener {
+  private items: ChannelMessage[] = [];
+  private head = 0;
+  private lost = false;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly capacity: number) {}
+
+  deliver(message: ChannelMessage) {
+    if (this.lost) return;
+    if (this.items.length - this.head >= this.capacity) return this.resync();
+    this.items.push(message);
+    this.notify();
+  }
+
+  resync() {
+    this.lost = true;
+    this.items = [];
+    this.head = 0;
+    this.notify();
+  }
+
+  /** True once after messages were dropped; the caller then reads the store. */
+  takeLost(): boolean {
+    const lost = this.lost;
+    this.lost = false;
+    return lost;
+  }
+
+  take(): ChannelMessage | undefined {
+    if (this.head === this.items.length) return undefined;
+    const message = this.items[this.head++];
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return message;
+  }
+
+  /** Resolves when something arrives or the signal aborts; never rejects. */
+  wait(signal: AbortSignal): Promise<void> {
+    if (this.lost || this.head < this.items.length || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  private notify() {
+    this.wake?.();
+  }
+}

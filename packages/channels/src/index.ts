@@ -1,0 +1,33 @@
+export { AuditTrail } from "./audit.ts";
+export {
+  createTokenVerifier,
+  mintToken,
+  TokenError,
+  type TokenSettings,
+  type TokenVerifier,
+} from "./auth.ts";
+export { ChannelManager } from "./channel-manager.ts";
+export {
+  type ChannelAddress,
+  type ChannelType,
+  channelNameSchema,
+  type ParsedChannelName,
+  parseChannelName,
+} from "./channel-name.ts";
+export { type Config, ConfigError, loadConfig } from "./config.ts";
+export { type ChannelEvent, type EventName, eventNames, eventPayloads, eventSchema } from "./events.ts";
+export { type Identity, identityClaimsSchema } from "./identity.ts";
+export {
+  type ChannelMessage,
+  type ChannelReset,
+  type ChannelStreamItem,
+  messageId,
+  parseMessageId,
+} from "./message.ts";
+export { MessageQueue } from "./message-queue.ts";
+export { isAllowed } from "./policy.ts";
+export { type AppRouter, appRouter } from "./router/app-router.ts";
+export { type Context, createCallerFactory } from "./router/trpc.ts";
+export { toPlainText } from "./sanitize.ts";
+export { type ChannelServices, createChannelServices } from "./services.ts";
+export { type InstanceStats, instanceStats } from "./stats.ts";

@@ -1,0 +1,57 @@
+import type { ChannelRow, ChannelStore, MessageRow } from "@wedsync/db";
+import type { ChannelEvent } from "./events.ts";
+import { type ChannelMessage, parseMessageId, toChannelMessage } from "./message.ts";
+
+/**
+ * Durable per-channel message log with a delivery cursor per subscriber: what a user has not
+ * acknowledged stays pending until it expires (retention).
+ */
+export class MessageQueue {
+  constructor(
+    private readonly store: ChannelStore,
+    private readonly retentionMs: number,
+  ) {}
+
+  /** Stores the message at the channel's next seq; resolves only once it is durable. */
+  async enqueueMessage(
+    channel: ChannelRow,
+    senderId: string,
+    event: ChannelEvent,
+    idempotencyKey: string | null,
+  ): Promise<{ message: ChannelMessage; duplicate: boolean }> {
+    const { message, duplicate } = await this.store.appendMessage({
+      channelId: channel.id,
+      event: event.event,
+      payload: event.payload,
+      senderId,
+      idempotencyKey,
+      expiresAt: new Date(Date.now() + this.retentionMs),
+    });
+    return { message: toChannelMessage(message, channel.name), duplicate };
+  }
+
+  /** Unacknowledged messages across the user's active subscriptions. */
+  async dequeueMessagesForUser(userId: string, limit: number): Promise<ChannelMessage[]> {
+    const rows = await this.store.pendingMessages(userId, limit, new Date());
+    return rows.map((row) => toChannelMessage(row, row.channelName));
+  }
+
+  /** Messages of one channel after a cursor, oldest first. */
+  async messagesAfter(channel: ChannelRow, afterSeq: number, limit: number): Promise<ChannelMessage[]> {
+    const rows: MessageRow[] = await this.store.readMessages(channel.id, afterSeq, limit, new Date());
+    return rows.map((row) => toChannelMessage(row, channel.name));
+  }
+
+  /**
+   * Acknowledges messages: each channel's cursor moves to the highest acknowledged seq.
+   * Ids of channels the user is not subscribed to move nothing. Returns the cursors moved.
+   */
+  markMessageDelivered(userId: string, messageIds: readonly string[]): Promise<number> {
+    const acks = messageIds.map(parseMessageId).filter((ack) => ack !== undefined);
+    return acks.length === 0 ? Promise.resolve(0) : this.store.ack(userId, acks);
+  }
+
+  cleanupExpiredMessages(now = new Date()): Promise<number> {
+    return this.store.deleteExpiredMessages(now);
+  }
+}

@@ -1,0 +1,97 @@
+import { tracked } from "@trpc/server";
+import type { ChannelRow, ChannelStore } from "@wedsync/db";
+import type { LocalFanout } from "./fanout.ts";
+import { Inbox } from "./inbox.ts";
+import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
+import type { Metrics } from "./metrics.ts";
+
+export interface StreamOptions {
+  store: ChannelStore;
+  fanout: LocalFanout;
+  metrics: Metrics;
+  channel: ChannelRow;
+  /** Resume after this seq; null starts at the channel head (live only). */
+  afterSeq: number | null;
+  signal: AbortSignal;
+  inboxCapacity: number;
+  pageSize: number;
+}
+
+/**
+ * A channel's messages after a cursor, gap-free and duplicate-free: listen first, then read the
+ * store, then stream live, dropping what the cursor has passed. A live seq that skips ahead, or a
+ * dropped inbox, sends the stream back to the store. What retention already removed is announced
+ * with a `reset` item instead of being skipped silently.
+ */
+export async function* streamChannel(options: StreamOptions) {
+  const { store, fanout, metrics, channel, signal } = options;
+  const inbox = new Inbox(options.inboxCapacity);
+  const stopListening = await fanout.listen(channel.id, inbox);
+  metrics.subscriptions.inc();
+
+  const reset = (reason: ChannelReset["reason"], oldestSeq: number | null, atSeq: number) =>
+    tracked<ChannelReset>(messageId(channel.id, atSeq), {
+      type: "reset",
+      channel: channel.name,
+      reason,
+      oldestSeq,
+    });
+  const deliver = (message: ChannelMessage) => {
+    metrics.deliveries.inc();
+    return tracked(message.id, message);
+  };
+
+  /** Replays stored messages after `cursor`; ends at `head` at least, announcing what retention took. */
+  async function* catchUp(from: number, head: number) {
+    let cursor = from;
+    for (;;) {
+      const rows = await store.readMessages(channel.id, cursor, options.pageSize, new Date());
+      for (const row of rows) {
+        if (row.seq > cursor + 1) yield reset("retention", row.seq, row.seq - 1);
+        yield deliver(toChannelMessage(row, channel.name));
+        cursor = row.seq;
+      }
+      if (rows.length < options.pageSize || signal.aborted) break;
+    }
+    if (cursor < head) {
+      yield reset("retention", null, head);
+      cursor = head;
+    }
+    return cursor;
+  }
+
+  try {
+    const range = await store.retainedRange(channel.id, new Date());
+    let cursor: number;
+    if (options.afterSeq === null) {
+      cursor = range.lastSeq;
+    } else if (options.afterSeq > range.lastSeq) {
+      yield reset("unknown", range.oldestSeq, range.lastSeq);
+      cursor = range.lastSeq;
+    } else {
+      cursor = yield* catchUp(options.afterSeq, range.lastSeq);
+    }
+
+    while (!signal.aborted) {
+      if (inbox.takeLost()) {
+        metrics.resyncs.inc();
+        cursor = yield* catchUp(cursor, cursor);
+        continue;
+      }
+      const message = inbox.take();
+      if (!message) {
+        await inbox.wait(signal);
+        continue;
+      }
+      if (message.seq <= cursor) continue;
+      if (message.seq > cursor + 1) cursor = yield* catchUp(cursor, message.seq - 1);
+      if (message.seq <= cursor) continue;
+      metrics.deliveryLatency.observe((Date.now() - message.sentAt.getTime()) / 1000);
+      yield deliver(message);
+      cursor = message.seq;
+    }
+  } finally {
+    metrics.subscriptions.dec();
+    stopListening();
+  }
+}

@@ -1,0 +1,47 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** One registry per running instance (tests run several in one process). Names per DESIGN.md. */
+export function createMetrics() {
+  const registry = new Registry();
+  const of = { registers: [registry] };
+  return {
+    registry,
+    connections: new Gauge({ name: "channels_connections", help: "Open WebSocket connections", ...of }),
+    subscriptions: new Gauge({
+      name: "channels_subscriptions",
+      help: "Live channel.events streams on this instance",
+      ...of,
+    }),
+    channels: new Gauge({ name: "channels_channels", help: "Channels with a live local subscriber", ...of }),
+    broadcasts: new Counter({ name: "channels_broadcasts_total", help: "Durably stored broadcasts", ...of }),
+    deliveries: new Counter({
+      name: "channels_deliveries_total",
+      help: "Messages handed to subscribers",
+      ...of,
+    }),
+    deliveryLatency: new Histogram({
+      name: "channels_delivery_latency_seconds",
+      help: "Broadcast stored -> handed to a live subscriber",
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      ...of,
+    }),
+    slowConsumersDropped: new Counter({
+      name: "channels_slow_consumers_dropped_total",
+      help: "Subscribers disconnected because they could not keep up",
+      ...of,
+    }),
+    resyncs: new Counter({
+      name: "channels_resyncs_total",
+      help: "Live streams that re-read the store after a lost or overflowed live queue",
+      ...of,
+    }),
+    authFailures: new Counter({ name: "channels_auth_failures_total", help: "Refused tokens", ...of }),
+    rateLimited: new Counter({
+      name: "channels_rate_limited_total",
+      help: "Requests refused by a rate limit",
+      ...of,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { instanceStats } from "../stats.ts";
+import { adminProcedure, router } from "./trpc.ts";
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+export const adminRouter = router({
+  stats: adminProcedure.query(({ ctx }) => instanceStats(ctx.services)),
+
+  /** The same figures every `intervalMs`, with per-second rates since the previous sample. */
+  onStats: adminProcedure
+    .input(
+      z
+        .object({ intervalMs: z.number().int().min(250).max(60_000).default(2_000) })
+        .default({ intervalMs: 2_000 }),
+    )
+    .subscription(async function* ({ ctx, input, signal }) {
+      const abort = signal ?? new AbortController().signal;
+      let previous = await instanceStats(ctx.services);
+      while (!abort.aborted) {
+        await sleep(input.intervalMs, abort);
+        if (abort.aborted) break;
+        const current = await instanceStats(ctx.services);
+        const seconds = input.intervalMs / 1000;
+        yield {
+          ...current,
+          broadcastsPerSecond: (current.broadcastsTotal - previous.broadcastsTotal) / seconds,
+          deliveriesPerSecond: (current.deliveriesTotal - previous.deliveriesTotal) / seconds,
+        };
+        previous = current;
+      }
+    }),
+
+  audit: adminProcedure
+    .input(
+      z
+        .object({
+          limit: z.number().int().min(1).max(500).default(100),
+          beforeId: z.number().int().positive().optional(),
+          channelName: z.string().max(300).optional(),
+        })
+        .default({ limit: 100 }),
+    )
+    .query(async ({ ctx, input }) => {
+      const rows = await ctx.services.store.readAudit(input);
+      const last = rows.at(-1);
+      return { entries: rows, nextBeforeId: rows.length === input.limit && last ? last.id : null };
+    }),
+});

@@ -1,0 +1,12 @@
+import { adminRouter } from "./admin-router.ts";
+import { channelRouter } from "./channel-router.ts";
+import { queueRouter } from "./queue-router.ts";
+import { router } from "./trpc.ts";
+
+export const appRouter = router({
+  channel: channelRouter,
+  queue: queueRouter,
+  admin: adminRouter,
+});
+
+export type AppRouter = typeof appRouter;

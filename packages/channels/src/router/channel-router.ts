@@ -1,0 +1,90 @@
+import { TRPCError } from "@trpc/server";
+import { z } from "zod";
+import { channelNameSchema, parseChannelName, segmentSchema } from "../channel-name.ts";
+import { eventSchema } from "../events.ts";
+import { authedProcedure, router } from "./trpc.ts";
+
+const messageIdSchema = z.string().min(1).max(128);
+const METADATA_MAX_BYTES = 4_096;
+
+const metadataSchema = z
+  .record(z.string().max(64), z.json())
+  .refine(
+    (m) => JSON.stringify(m).length <= METADATA_MAX_BYTES,
+    `metadata is at most ${METADATA_MAX_BYTES} bytes`,
+  );
+
+const channelInput = z.object({ channelName: channelNameSchema });
+
+export const channelRouter = router({
+  create: authedProcedure
+    .input(
+      z.object({
+        scope: segmentSchema,
+        entity: segmentSchema,
+        entityId: z.string().max(129),
+        type: z.enum(["private", "shared", "broadcast"]).optional(),
+        metadata: metadataSchema.optional(),
+      }),
+    )
+    .mutation(({ ctx, input }) => {
+      const parsed = parseChannelName(`${input.scope}:${input.entity}:${input.entityId}`);
+      if ("error" in parsed) throw new TRPCError({ code: "BAD_REQUEST", message: parsed.error });
+      return ctx.services.manager.createChannel(ctx.identity, parsed, input);
+    }),
+
+  subscribe: authedProcedure
+    .input(z.object({ channelName: channelNameSchema, lastMessageId: messageIdSchema.optional() }))
+    .mutation(({ ctx, input }) =>
+      ctx.services.manager.subscribeToChannel(ctx.identity, input.channelName, input.lastMessageId),
+    ),
+
+  unsubscribe: authedProcedure
+    .input(channelInput)
+    .mutation(({ ctx, input }) =>
+      ctx.services.manager.unsubscribeFromChannel(ctx.identity, input.channelName),
+    ),
+
+  broadcast: authedProcedure
+    .input(
+      z.intersection(
+        z.object({ channelName: channelNameSchema, idempotencyKey: z.string().min(1).max(128).optional() }),
+        eventSchema,
+      ),
+    )
+    .mutation(({ ctx, input }) => {
+      const { channelName, idempotencyKey, ...event } = input;
+      const bytes = Buffer.byteLength(JSON.stringify(event.payload));
+      const max = ctx.services.config.CHANNELS_MAX_PAYLOAD_BYTES;
+      if (bytes > max) {
+        throw new TRPCError({
+          code: "BAD_REQUEST",
+          message: `payload is ${bytes} bytes; the limit is ${max}`,
+        });
+      }
+      return ctx.services.manager.broadcastToChannel(
+        ctx.identity,
+        channelName,
+        event,
+        idempotencyKey ?? null,
+      );
+    }),
+
+  subscribers: authedProcedure
+    .input(channelInput)
+    .query(({ ctx, input }) => ctx.services.manager.getChannelSubscribers(ctx.identity, input.channelName)),
+
+  list: authedProcedure.query(({ ctx }) => ctx.services.manager.listChannels(ctx.identity)),
+
+  events: authedProcedure
+    .input(z.object({ channelName: channelNameSchema, lastEventId: messageIdSchema.nullish() }))
+    .subscription(async function* ({ ctx, input, signal }) {
+      const { manager } = ctx.services;
+      const { channel, afterSeq } = await manager.openStream(
+        ctx.identity,
+        input.channelName,
+        input.lastEventId ?? undefined,
+      );
+      yield* manager.streamEvents(ctx.identity, channel, afterSeq, signal ?? new AbortController().signal);
+    }),
+});

@@ -1,0 +1,29 @@
+import { initTRPC, TRPCError } from "@trpc/server";
+import superjson from "superjson";
+import type { Identity } from "../identity.ts";
+import type { ChannelServices } from "../services.ts";
+
+export interface Context {
+  /** Null when the caller sent no token or a bad one: procedures then answer UNAUTHORIZED. */
+  identity: Identity | null;
+  /** Why the token was refused, for the UNAUTHORIZED message. */
+  authError?: string;
+  services: ChannelServices;
+}
+
+const t = initTRPC.context<Context>().create({ transformer: superjson });
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+export const authedProcedure = t.procedure.use(({ ctx, next }) => {
+  if (!ctx.identity) {
+    throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
+  }
+  return next({ ctx: { ...ctx, identity: ctx.identity } });
+});
+
+export const adminProcedure = authedProcedure.use(({ ctx, next }) => {
+  if (ctx.identity.role !== "admin") throw new TRPCError({ code: "FORBIDDEN", message: "admins only" });
+  return next();
+});

@@ -1,0 +1,51 @@
+import { randomUUID } from "node:crypto";
+import type { Bus } from "@wedsync/bus";
+import type { ChannelStore } from "@wedsync/db";
+import { AuditTrail } from "./audit.ts";
+import { ChannelManager } from "./channel-manager.ts";
+import type { Config } from "./config.ts";
+import { LocalFanout } from "./fanout.ts";
+import { MessageQueue } from "./message-queue.ts";
+import { createMetrics } from "./metrics.ts";
+import { OnlineUsers } from "./online-users.ts";
+
+export interface ServiceDeps {
+  config: Config;
+  store: ChannelStore;
+  bus: Bus;
+  instanceId?: string;
+  onBackgroundError?: (error: unknown) => void;
+}
+
+/** Everything one instance runs with; the router reaches it through the tRPC context. */
+export function createChannelServices(deps: ServiceDeps) {
+  const instanceId = deps.instanceId ?? deps.config.CHANNELS_INSTANCE_ID ?? `i-${randomUUID().slice(0, 8)}`;
+  const metrics = createMetrics();
+  const fanout = new LocalFanout(deps.bus);
+  const queue = new MessageQueue(deps.store, deps.config.CHANNELS_RETENTION);
+  const audit = new AuditTrail(deps.store, instanceId, undefined, deps.onBackgroundError);
+  const online = new OnlineUsers();
+  const manager = new ChannelManager({
+    store: deps.store,
+    queue,
+    fanout,
+    metrics,
+    audit,
+    online,
+    config: deps.config,
+  });
+  return {
+    instanceId,
+    startedAt: new Date(),
+    config: deps.config,
+    store: deps.store,
+    bus: deps.bus,
+    metrics,
+    fanout,
+    queue,
+    audit,
+    manager,
+  };
+}
+
+export type ChannelServices = ReturnType<typeof createChannelServices>;

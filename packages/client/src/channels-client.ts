@@ -1,0 +1,80 @@
+import {
+  createTRPCClient,
+  createWSClient,
+  httpBatchLink,
+  retryLink,
+  splitLink,
+  type TRPCClient,
+  TRPCClientError,
+  wsLink,
+} from "@trpc/client";
+import type { AppRouter } from "@wedsync/channels";
+import superjson from "superjson";
+import WebSocket from "ws";
+
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface ChannelsClientOptions {
+  /** The server's base URL, e.g. http://127.0.0.1:3001 (the tRPC endpoint is `${url}/trpc`). */
+  url: string;
+  /** A JWT, or a function returning a fresh one (called again on every reconnect). */
+  token: TokenSource;
+  /** Reconnect delay for attempt n; defaults to jittered exponential backoff up to 30 s. */
+  retryDelayMs?: (attempt: number) => number;
+}
+
+/** Codes a retry cannot fix: the subscription ends and the error reaches the caller. */
+const FINAL_CODES = new Set(["UNAUTHORIZED", "FORBIDDEN", "BAD_REQUEST", "NOT_FOUND", "PRECONDITION_FAILED"]);
+
+/** Full jitter (AWS style): spreads a crowd of reconnecting clients instead of stampeding. */
+export function jitteredBackoff(attempt: number): number {
+  const ceiling = Math.min(30_000, 500 * 2 ** attempt);
+  return Math.round(Math.random() * ceiling);
+}
+
+export interface ChannelsClient {
+  trpc: TRPCClient<AppRouter>;
+  /** Closes the WebSocket; a script must call it to exit. */
+  close(): Promise<void>;
+}
+
+/**
+ * Typed client: queries and mutations over HTTP (they are not lost with a socket), subscriptions
+ * over one WebSocket that reconnects with backoff and resumes each stream from its last event id.
+ */
+export function createChannelsClient(options: ChannelsClientOptions): ChannelsClient {
+  const base = options.url.replace(/\/+$/, "");
+  const getToken = async () => (typeof options.token === "function" ? options.token() : options.token);
+  const retryDelayMs = options.retryDelayMs ?? jitteredBackoff;
+  const wsClient = createWSClient({
+    url: `${base.replace(/^http/, "ws")}/trpc`,
+    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    connectionParams: async () => ({ token: await getToken() }),
+    retryDelayMs,
+    lazy: { enabled: true, closeMs: 0 },
+  });
+  const trpc = createTRPCClient<AppRouter>({
+    links: [
+      retryLink({
+        retry: ({ op, error, attempts }) =>
+          op.type === "subscription" && !FINAL_CODES.has(error.data?.code ?? "") && attempts < 1_000,
+        retryDelayMs,
+      }),
+      splitLink({
+        condition: (op) => op.type === "subscription",
+        true: wsLink({ client: wsClient, transformer: superjson }),
+        false: httpBatchLink({
+          url: `${base}/trpc`,
+          transformer: superjson,
+          headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
+        }),
+      }),
+    ],
+  });
+  return { trpc, close: () => wsClient.close() };
+}
+
+/** The tRPC error code of a failed call (UNAUTHORIZED, FORBIDDEN, ...), if it carries one. */
+export function errorCode(error: unknown): string | undefined {
+  return error instanceof TRPCClientError ? (error.data?.code as string | undefined) : undefined;
+}

@@ -1,0 +1,8 @@
+export {
+  type ChannelsClient,
+  type ChannelsClientOptions,
+  createChannelsClient,
+  errorCode,
+  jitteredBackoff,
+  type TokenSource,
+} from "./channels-client.ts";

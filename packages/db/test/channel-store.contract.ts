@@ -1,0 +1,668 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChannelStore, NewChannel } from "../src/channel-store.ts";
+import type { ChannelRow, MessageRow, NewAuditRow } from "../src/schema.ts";
+
+export interface OpenedChannelStore {
+  store: ChannelStore;
+  close(): Promise<void>;
+}
+
+const HOUR = 60 * 60 * 1000;
+
+/**
+ * Behaviour every `ChannelStore` must have, whatever the database behind it.
+ * Tests share one store (opened once) but each creates its own channels and
+ * users, so they do not depend on each other; the few that sweep the whole
+ * store (expiry, idle channels) first clear what earlier tests left behind.
+ */
+export function channelStoreContract(name: string, open: () => Promise<OpenedChannelStore>): void {
+  describe(`ChannelStore contract: ${name}`, () => {
+    let opened: OpenedChannelStore | undefined;
+    const store = (): ChannelStore => {
+      if (!opened) throw new Error("store not opened");
+      return opened.store;
+    };
+
+    beforeAll(async () => {
+      opened = await open();
+    });
+
+    afterAll(async () => {
+      await opened?.close();
+    });
+
+    const uid = (label: string) => `${label}-${randomUUID().slice(0, 13)}`;
+    const user = () => uid("user");
+
+    function newChannel(overrides: Partial<NewChannel> = {}): NewChannel {
+      const entityId = uid("c");
+      return {
+        name: `couple:dashboard:${entityId}`,
+        type: "private",
+        scope: "couple",
+        entity: "dashboard",
+        entityId,
+        createdBy: "creator-1",
+        metadata: {},
+        ...overrides,
+      };
+    }
+
+    async function channel(overrides: Partial<NewChannel> = {}): Promise<ChannelRow> {
+      return (await store().upsertChannel(newChannel(overrides))).channel;
+    }
+
+    const inAnHour = () => new Date(Date.now() + HOUR);
+    const anHourAgo = () => new Date(Date.now() - HOUR);
+
+    async function append(
+      channelId: string,
+      options: { key?: string | null; expiresAt?: Date; payload?: unknown; senderId?: string } = {},
+    ) {
+      return store().appendMessage({
+        channelId,
+        event: "message.posted",
+        payload: options.payload ?? { text: "hello" },
+        senderId: options.senderId ?? "sender-1",
+        idempotencyKey: options.key ?? null,
+        expiresAt: options.expiresAt ?? inAnHour(),
+      });
+    }
+
+    async function appendMany(channelId: string, n: number): Promise<MessageRow[]> {
+      const out: MessageRow[] = [];
+      for (let i = 0; i < n; i++)
+        out.push((await append(channelId, { payload: { text: `m${i + 1}` } })).message);
+      return out;
+    }
+
+    const seqs = (rows: ReadonlyArray<{ seq: number }>) => rows.map((r) => r.seq);
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+    async function subscribe(
+      channelId: string,
+      userId: string,
+      fromSeq: number | null = null,
+      maxActive = 10,
+    ) {
+      return store().subscribe({ channelId, userId, fromSeq, maxActive });
+    }
+
+    describe("channels", () => {
+      it("upsertChannel creates once, then returns the existing channel unchanged", async () => {
+        const input = newChannel({ type: "shared", metadata: { title: "Smith wedding" } });
+        const first = await store().upsertChannel(input);
+        expect(first.created).toBe(true);
+        expect(first.channel).toMatchObject({
+          name: input.name,
+          type: "shared",
+          scope: "couple",
+          entity: "dashboard",
+          entityId: input.entityId,
+          createdBy: "creator-1",
+          metadata: { title: "Smith wedding" },
+          lastSeq: 0,
+        });
+        expect(first.channel.id).toEqual(expect.any(String));
+        expect(first.channel.createdAt).toBeInstanceOf(Date);
+
+        const second = await store().upsertChannel({
+          ...input,
+          createdBy: "someone-else",
+          metadata: { x: 1 },
+        });
+        expect(second.created).toBe(false);
+        expect(second.channel.id).toBe(first.channel.id);
+        expect(second.channel.createdBy).toBe("creator-1");
+        expect(second.channel.metadata).toEqual({ title: "Smith wedding" });
+      });
+
+      it("concurrent upserts of one name create exactly one channel", async () => {
+        const input = newChannel();
+        const results = await Promise.all(Array.from({ length: 8 }, () => store().upsertChannel(input)));
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+        expect(new Set(results.map((r) => r.channel.id)).size).toBe(1);
+      });
+
+      it("findChannel returns the channel by name, undefined for an unknown name", async () => {
+        const created = await channel();
+        expect((await store().findChannel(created.name))?.id).toBe(created.id);
+        expect(await store().findChannel(`couple:dashboard:${uid("missing")}`)).toBeUndefined();
+      });
+    });
+
+    describe("appendMessage", () => {
+      it("assigns seq 1, 2, 3 per channel, independently across channels", async () => {
+        const a = await channel();
+        const b = await channel();
+        const got: Array<[string, number]> = [];
+        for (const id of [a.id, b.id, a.id, a.id, b.id, b.id]) {
+          got.push([id, (await append(id)).message.seq]);
+        }
+        expect(got.filter(([id]) => id === a.id).map(([, s]) => s)).toEqual([1, 2, 3]);
+        expect(got.filter(([id]) => id === b.id).map(([, s]) => s)).toEqual([1, 2, 3]);
+        expect((await store().findChannel(a.name))?.lastSeq).toBe(3);
+        expect((await store().findChannel(b.name))?.lastSeq).toBe(3);
+      });
+
+      it("stores the message as given", async () => {
+        const ch = await channel();
+        const expiresAt = new Date(Math.floor(Date.now() / 1000) * 1000 + HOUR);
+        const payload = { text: "ünïcødé ✓", n: 42, nested: { list: [1, "two", null] } };
+        const { message, duplicate } = await store().appendMessage({
+          channelId: ch.id,
+          event: "timeline.updated",
+          payload,
+          senderId: "sender-9",
+          idempotencyKey: null,
+          expiresAt,
+        });
+        expect(duplicate).toBe(false);
+        expect(message).toMatchObject({
+          channelId: ch.id,
+          seq: 1,
+          event: "timeline.updated",
+          payload,
+          senderId: "sender-9",
+          idempotencyKey: null,
+        });
+        expect(message.expiresAt.getTime()).toBe(expiresAt.getTime());
+        expect(message.createdAt).toBeInstanceOf(Date);
+        const [read] = await store().readMessages(ch.id, 0, 10, new Date());
+        expect(read).toEqual(message);
+      });
+
+      it("50 concurrent appends on one channel get seqs exactly 1..50", async () => {
+        const ch = await channel();
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => append(ch.id, { payload: { text: `m${i}` } })),
+        );
+        expect(results.every((r) => !r.duplicate)).toBe(true);
+        expect(seqs(results.map((r) => r.message)).sort((x, y) => x - y)).toEqual(range(1, 50));
+        expect(seqs(await store().readMessages(ch.id, 0, 100, new Date()))).toEqual(range(1, 50));
+        expect((await store().findChannel(ch.name))?.lastSeq).toBe(50);
+      });
+
+      it("rejects a message for a channel that does not exist", async () => {
+        await expect(append(randomUUID())).rejects.toThrow();
+      });
+
+      it("an idempotency key already used returns the stored message without using a seq", async () => {
+        const ch = await channel();
+        const other = await channel();
+        const key = uid("key");
+        const first = await append(ch.id, { key, payload: { text: "first" } });
+        expect(first.duplicate).toBe(false);
+        expect(first.message.seq).toBe(1);
+        expect(first.message.idempotencyKey).toBe(key);
+
+        const retry = await append(ch.id, { key, payload: { text: "retried" } });
+        expect(retry.duplicate).toBe(true);
+        expect(retry.message.seq).toBe(1);
+        expect(retry.message.payload).toEqual({ text: "first" });
+
+        const rows = await store().readMessages(ch.id, 0, 10, new Date());
+        expect(rows).toHaveLength(1);
+        expect(rows[0]?.payload).toEqual({ text: "first" });
+
+        const next = await append(ch.id);
+        expect(next.message.seq).toBe(2);
+        expect((await store().findChannel(ch.name))?.lastSeq).toBe(2);
+
+        // Keys are per channel.
+        const elsewhere = await append(other.id, { key });
+        expect(elsewhere.duplicate).toBe(false);
+        expect(elsewhere.message.seq).toBe(1);
+      });
+
+      it("10 concurrent appends with one idempotency key store one message and leave no seq gap", async () => {
+        const ch = await channel();
+        const key = uid("key");
+        const results = await Promise.all(Array.from({ length: 10 }, () => append(ch.id, { key })));
+        expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+        expect(new Set(results.map((r) => r.message.seq))).toEqual(new Set([1]));
+        expect(await store().readMessages(ch.id, 0, 10, new Date())).toHaveLength(1);
+
+        const next = await append(ch.id);
+        expect(next.message.seq).toBe(2);
+        expect(seqs(await store().readMessages(ch.id, 0, 10, new Date()))).toEqual([1, 2]);
+      });
+    });
+
+    describe("reading and retention", () => {
+      it("readMessages returns messages after the cursor, ascending, at most limit", async () => {
+        const ch = await channel();
+        await appendMany(ch.id, 5);
+        const now = new Date();
+        expect(seqs(await store().readMessages(ch.id, 0, 2, now))).toEqual([1, 2]);
+        expect(seqs(await store().readMessages(ch.id, 2, 2, now))).toEqual([3, 4]);
+        expect(seqs(await store().readMessages(ch.id, 4, 10, now))).toEqual([5]);
+        expect(await store().readMessages(ch.id, 5, 10, now)).toEqual([]);
+        expect(await store().readMessages(randomUUID(), 0, 10, now)).toEqual([]);
+      });
+
+      it("readMessages never returns expired messages", async () => {
+        const ch = await channel();
+        await append(ch.id, { expiresAt: anHourAgo() });
+        await append(ch.id);
+        await append(ch.id, { expiresAt: anHourAgo() });
+        await append(ch.id);
+        expect(seqs(await store().readMessages(ch.id, 0, 10, new Date()))).toEqual([2, 4]);
+        // "now" is the caller's: later, everything has expired.
+        expect(await store().readMessages(ch.id, 0, 10, new Date(Date.now() + 2 * HOUR))).toEqual([]);
+      });
+
+      it("retainedRange reports the oldest unexpired seq and the channel head", async () => {
+        const ch = await channel();
+        expect(await store().retainedRange(ch.id, new Date())).toEqual({ oldestSeq: null, lastSeq: 0 });
+
+        await append(ch.id, { expiresAt: anHourAgo() });
+        expect(await store().retainedRange(ch.id, new Date())).toEqual({ oldestSeq: null, lastSeq: 1 });
+
+        await append(ch.id);
+        await append(ch.id);
+        expect(await store().retainedRange(ch.id, new Date())).toEqual({ oldestSeq: 2, lastSeq: 3 });
+        expect(await store().retainedRange(ch.id, new Date(Date.now() + 2 * HOUR))).toEqual({
+          oldestSeq: null,
+          lastSeq: 3,
+        });
+      });
+    });
+
+    describe("subscriptions", () => {
+      it("a first subscribe starts the cursor at the channel head (no history)", async () => {
+        const ch = await channel();
+        await appendMany(ch.id, 3);
+        const u = user();
+        const result = await subscribe(ch.id, u);
+        expect(result.ok).toBe(true);
+        if (!result.ok) return;
+        expect(result.activeCount).toBe(1);
+        expect(result.subscription).toMatchObject({
+          channelId: ch.id,
+          userId: u,
+          cursorSeq: 3,
+          active: true,
+        });
+        expect(await store().pendingMessages(u, 100, new Date())).toEqual([]);
+        expect((await store().activeSubscription(ch.id, u))?.cursorSeq).toBe(3);
+
+        await append(ch.id);
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([4]);
+      });
+
+      it("subscribe honours fromSeq", async () => {
+        const ch = await channel();
+        await appendMany(ch.id, 3);
+        const u = user();
+        const result = await subscribe(ch.id, u, 1);
+        expect(result.ok && result.subscription.cursorSeq).toBe(1);
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([2, 3]);
+
+        const fromZero = user();
+        await subscribe(ch.id, fromZero, 0);
+        expect(seqs(await store().pendingMessages(fromZero, 100, new Date()))).toEqual([1, 2, 3]);
+      });
+
+      it("re-subscribing while active keeps the cursor and does not count twice", async () => {
+        const ch = await channel();
+        await appendMany(ch.id, 2);
+        const u = user();
+        await subscribe(ch.id, u);
+        await appendMany(ch.id, 3);
+        const again = await subscribe(ch.id, u);
+        expect(again.ok).toBe(true);
+        if (!again.ok) return;
+        expect(again.subscription.cursorSeq).toBe(2);
+        expect(again.activeCount).toBe(1);
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([3, 4, 5]);
+        expect(await store().listSubscribers(ch.id)).toHaveLength(1);
+      });
+
+      it("maxActive refuses one subscription too many; re-subscribing at the limit and unsubscribing are fine", async () => {
+        const u = user();
+        const chans = await Promise.all(Array.from({ length: 4 }, () => channel()));
+        const [c1, c2, c3, c4] = chans as [ChannelRow, ChannelRow, ChannelRow, ChannelRow];
+        const counts: number[] = [];
+        for (const ch of [c1, c2, c3]) {
+          const r = await subscribe(ch.id, u, null, 3);
+          expect(r.ok).toBe(true);
+          counts.push(r.activeCount);
+        }
+        expect(counts).toEqual([1, 2, 3]);
+
+        const refused = await subscribe(c4.id, u, null, 3);
+        expect(refused).toEqual({ ok: false, activeCount: 3 });
+        expect(await store().activeSubscription(c4.id, u)).toBeUndefined();
+
+        const again = await subscribe(c2.id, u, null, 3);
+        expect(again.ok).toBe(true);
+        expect(again.activeCount).toBe(3);
+
+        expect(await store().unsubscribe(c1.id, u)).toBe(true);
+        const now = await subscribe(c4.id, u, null, 3);
+        expect(now.ok).toBe(true);
+        expect(now.activeCount).toBe(3);
+        expect((await store().listUserChannels(u, new Date())).map((c) => c.channel.id).sort()).toEqual(
+          [c2.id, c3.id, c4.id].sort(),
+        );
+      });
+
+      it("concurrent subscribes of one user to 5 channels with maxActive 3: exactly 3 succeed", async () => {
+        const u = user();
+        const chans = await Promise.all(Array.from({ length: 5 }, () => channel()));
+        const results = await Promise.all(chans.map((ch) => subscribe(ch.id, u, null, 3)));
+        expect(results.filter((r) => r.ok)).toHaveLength(3);
+        expect(results.filter((r) => !r.ok).every((r) => r.activeCount === 3)).toBe(true);
+        expect(await store().listUserChannels(u, new Date())).toHaveLength(3);
+        // Another user is not limited by the first one's subscriptions.
+        const other = await subscribe(chans[0]!.id, user(), null, 1);
+        expect(other.ok).toBe(true);
+      });
+
+      it("unsubscribe returns false when not active, true once when active", async () => {
+        const ch = await channel();
+        const u = user();
+        expect(await store().unsubscribe(ch.id, u)).toBe(false);
+        await subscribe(ch.id, u);
+        expect(await store().unsubscribe(ch.id, u)).toBe(true);
+        expect(await store().unsubscribe(ch.id, u)).toBe(false);
+        expect(await store().activeSubscription(ch.id, u)).toBeUndefined();
+        expect(await store().unsubscribe(randomUUID(), u)).toBe(false);
+      });
+
+      it("listSubscribers lists only active subscriptions of that channel", async () => {
+        const ch = await channel();
+        const other = await channel();
+        const [u1, u2, u3] = [user(), user(), user()];
+        for (const u of [u1, u2, u3]) await subscribe(ch.id, u);
+        await subscribe(other.id, user());
+        await store().unsubscribe(ch.id, u2);
+        const subs = await store().listSubscribers(ch.id);
+        expect(subs.map((s) => s.userId).sort()).toEqual([u1, u3].sort());
+        expect(subs.every((s) => s.active && s.channelId === ch.id)).toBe(true);
+        expect(await store().listSubscribers(randomUUID())).toEqual([]);
+      });
+    });
+
+    describe("pending messages and acks", () => {
+      it("pendingMessages returns unexpired messages after the cursor of the user's active subscriptions", async () => {
+        const a = await channel();
+        const b = await channel();
+        const unsubscribed = await channel();
+        const u = user();
+        await subscribe(a.id, u);
+        await subscribe(b.id, u);
+        await subscribe(unsubscribed.id, u);
+        await store().unsubscribe(unsubscribed.id, u);
+
+        await append(a.id);
+        await append(b.id);
+        await append(a.id, { expiresAt: anHourAgo() });
+        await append(a.id);
+        await append(unsubscribed.id);
+
+        const pending = await store().pendingMessages(u, 100, new Date());
+        expect(pending.map((m) => `${m.channelName}#${m.seq}`).sort()).toEqual(
+          [`${a.name}#1`, `${a.name}#3`, `${b.name}#1`].sort(),
+        );
+        expect(seqs(pending.filter((m) => m.channelId === a.id))).toEqual([1, 3]);
+        for (const m of pending) expect(m.channelName).toBe(m.channelId === a.id ? a.name : b.name);
+
+        expect(await store().pendingMessages(u, 2, new Date())).toHaveLength(2);
+        expect(await store().pendingMessages(user(), 100, new Date())).toEqual([]);
+      });
+
+      it("pendingMessages never includes another user's channels", async () => {
+        const chA = await channel();
+        const chB = await channel();
+        const [userA, userB] = [user(), user()];
+        await subscribe(chA.id, userA, 0);
+        await subscribe(chB.id, userB, 0);
+        await appendMany(chA.id, 2);
+        await appendMany(chB.id, 3);
+
+        const pendingA = await store().pendingMessages(userA, 100, new Date());
+        const pendingB = await store().pendingMessages(userB, 100, new Date());
+        expect(pendingA.map((m) => m.channelId)).toEqual([chA.id, chA.id]);
+        expect(pendingB.map((m) => m.channelId)).toEqual([chB.id, chB.id, chB.id]);
+        expect(pendingA.some((m) => m.channelName === chB.name)).toBe(false);
+        expect(pendingB.some((m) => m.channelName === chA.name)).toBe(false);
+
+        // Acking B's channel as A neither moves B's cursor nor shows A anything new.
+        expect(await store().ack(userA, [{ channelId: chB.id, seq: 3 }])).toBe(0);
+        expect(await store().pendingMessages(userB, 100, new Date())).toHaveLength(3);
+        expect((await store().activeSubscription(chB.id, userB))?.cursorSeq).toBe(0);
+      });
+
+      it("paging pendingMessages and acking walks a channel in seq order without skipping", async () => {
+        const ch = await channel();
+        const u = user();
+        await subscribe(ch.id, u, 0);
+        await Promise.all(Array.from({ length: 30 }, () => append(ch.id)));
+
+        const seen: number[] = [];
+        for (let round = 0; round < 10; round++) {
+          const page = await store().pendingMessages(u, 7, new Date());
+          if (page.length === 0) break;
+          const cursor = seen.length;
+          expect(seqs(page)).toEqual(range(cursor + 1, cursor + page.length));
+          seen.push(...seqs(page));
+          await store().ack(u, [{ channelId: ch.id, seq: page[page.length - 1]!.seq }]);
+        }
+        expect(seen).toEqual(range(1, 30));
+      });
+
+      it("ack moves the cursor forward only", async () => {
+        const ch = await channel();
+        const u = user();
+        await subscribe(ch.id, u, 0);
+        await appendMany(ch.id, 5);
+
+        expect(await store().ack(u, [{ channelId: ch.id, seq: 3 }])).toBe(1);
+        expect((await store().activeSubscription(ch.id, u))?.cursorSeq).toBe(3);
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([4, 5]);
+
+        expect(await store().ack(u, [{ channelId: ch.id, seq: 2 }])).toBe(0);
+        expect(await store().ack(u, [{ channelId: ch.id, seq: 3 }])).toBe(0);
+        expect((await store().activeSubscription(ch.id, u))?.cursorSeq).toBe(3);
+
+        // Several acks of one channel: the highest wins, whatever the order.
+        expect(
+          await store().ack(u, [
+            { channelId: ch.id, seq: 4 },
+            { channelId: ch.id, seq: 1 },
+          ]),
+        ).toBe(1);
+        expect((await store().activeSubscription(ch.id, u))?.cursorSeq).toBe(4);
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([5]);
+        expect(await store().ack(u, [])).toBe(0);
+      });
+
+      it("ack of channels the user is not subscribed to moves nothing", async () => {
+        const subscribed = await channel();
+        const never = await channel();
+        const left = await channel();
+        const u = user();
+        await subscribe(subscribed.id, u, 0);
+        await subscribe(left.id, u, 0);
+        await store().unsubscribe(left.id, u);
+        await appendMany(subscribed.id, 2);
+        await appendMany(never.id, 2);
+        await appendMany(left.id, 2);
+
+        expect(
+          await store().ack(u, [
+            { channelId: never.id, seq: 2 },
+            { channelId: left.id, seq: 2 },
+            { channelId: randomUUID(), seq: 2 },
+          ]),
+        ).toBe(0);
+        expect(await store().activeSubscription(never.id, u)).toBeUndefined();
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([1, 2]);
+
+        // Acking a mix moves only the subscribed channel.
+        expect(
+          await store().ack(u, [
+            { channelId: never.id, seq: 2 },
+            { channelId: subscribed.id, seq: 1 },
+          ]),
+        ).toBe(1);
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([2]);
+      });
+
+      it("listUserChannels lists active subscriptions with unread counts", async () => {
+        const a = await channel();
+        const b = await channel();
+        const gone = await channel();
+        const u = user();
+        await subscribe(a.id, u, 0);
+        await subscribe(b.id, u);
+        await subscribe(gone.id, u);
+        await store().unsubscribe(gone.id, u);
+        await appendMany(a.id, 3);
+        await append(a.id, { expiresAt: anHourAgo() });
+        await appendMany(gone.id, 2);
+
+        const list = async () =>
+          new Map((await store().listUserChannels(u, new Date())).map((c) => [c.channel.id, c]));
+        let byId = await list();
+        expect([...byId.keys()].sort()).toEqual([a.id, b.id].sort());
+        expect(byId.get(a.id)).toMatchObject({ cursorSeq: 0, unread: 3 });
+        expect(byId.get(a.id)?.channel).toMatchObject({ name: a.name, lastSeq: 4 });
+        expect(byId.get(b.id)).toMatchObject({ cursorSeq: 0, unread: 0 });
+
+        await store().ack(u, [{ channelId: a.id, seq: 2 }]);
+        await append(b.id);
+        byId = await list();
+        expect(byId.get(a.id)).toMatchObject({ cursorSeq: 2, unread: 1 });
+        expect(byId.get(b.id)).toMatchObject({ cursorSeq: 0, unread: 1 });
+
+        expect(await store().listUserChannels(user(), new Date())).toEqual([]);
+      });
+    });
+
+    describe("cleanup", () => {
+      it("deleteExpiredMessages deletes and counts expired messages only; seqs are never reused", async () => {
+        await store().deleteExpiredMessages(new Date()); // whatever earlier tests left
+        const ch = await channel();
+        await append(ch.id, { expiresAt: anHourAgo() });
+        await append(ch.id);
+        await append(ch.id, { expiresAt: anHourAgo() });
+        await append(ch.id, { expiresAt: new Date(Date.now() - 1000) });
+        await append(ch.id);
+
+        expect(await store().deleteExpiredMessages(new Date())).toBe(3);
+        expect(await store().deleteExpiredMessages(new Date())).toBe(0);
+        // Read "as of" long ago: only what is physically left.
+        expect(seqs(await store().readMessages(ch.id, 0, 10, new Date(0)))).toEqual([2, 5]);
+        expect((await append(ch.id)).message.seq).toBe(6);
+      });
+
+      it("deleteInactiveChannels deletes idle channels nobody is subscribed to, with their messages", async () => {
+        const soon = () => new Date(Date.now() + 60_000);
+        await store().deleteInactiveChannels(soon()); // whatever earlier tests left
+        const idle = await channel();
+        const watched = await channel();
+        const abandoned = await channel();
+        await appendMany(idle.id, 2);
+        await appendMany(abandoned.id, 1);
+        const u = user();
+        await subscribe(watched.id, u);
+        await subscribe(abandoned.id, u, 0);
+        await store().unsubscribe(abandoned.id, u);
+
+        // Nothing here has been idle for an hour.
+        await store().deleteInactiveChannels(anHourAgo());
+        expect(await store().findChannel(idle.name)).toBeDefined();
+
+        expect(await store().deleteInactiveChannels(soon())).toBe(2);
+        expect(await store().findChannel(idle.name)).toBeUndefined();
+        expect(await store().findChannel(abandoned.name)).toBeUndefined();
+        expect((await store().findChannel(watched.name))?.id).toBe(watched.id);
+        expect(await store().readMessages(idle.id, 0, 10, new Date(0))).toEqual([]);
+        expect(await store().readMessages(abandoned.id, 0, 10, new Date(0))).toEqual([]);
+        expect(await store().listSubscribers(watched.id)).toHaveLength(1);
+        expect(await store().deleteInactiveChannels(soon())).toBe(0);
+      });
+    });
+
+    describe("audit log", () => {
+      it("writeAudit stores rows; readAudit pages newest first with beforeId and channelName", async () => {
+        const channelName = `couple:dashboard:${uid("audit")}`;
+        const otherName = `couple:dashboard:${uid("audit")}`;
+        const row = (i: number, name: string | null): NewAuditRow => ({
+          actorId: `actor-${i}`,
+          action: "channel.broadcast",
+          channelName: name,
+          outcome: i % 2 === 0 ? "ok" : "denied",
+          reason: i % 2 === 0 ? null : "forbidden",
+          instanceId: "instance-1",
+          detail: { i },
+        });
+        await store().writeAudit([]);
+        await store().writeAudit([row(0, channelName), row(1, otherName), row(2, channelName)]);
+        await store().writeAudit([
+          row(3, channelName),
+          row(4, channelName),
+          row(5, channelName),
+          row(6, null),
+        ]);
+
+        const page1 = await store().readAudit({ limit: 3, channelName });
+        expect(page1.map((r) => r.detail)).toEqual([{ i: 5 }, { i: 4 }, { i: 3 }]);
+        expect(page1[0]).toMatchObject({
+          actorId: "actor-5",
+          action: "channel.broadcast",
+          channelName,
+          outcome: "denied",
+          reason: "forbidden",
+          instanceId: "instance-1",
+        });
+        expect(page1[0]?.at).toBeInstanceOf(Date);
+        expect(page1[0]?.id).toEqual(expect.any(Number));
+        const ids = page1.map((r) => r.id);
+        expect([...ids].sort((x, y) => y - x)).toEqual(ids);
+
+        const page2 = await store().readAudit({ limit: 3, channelName, beforeId: page1[2]!.id });
+        expect(page2.map((r) => r.detail)).toEqual([{ i: 2 }, { i: 0 }]);
+        expect(await store().readAudit({ limit: 3, channelName, beforeId: page2[1]!.id })).toEqual([]);
+
+        const newest = await store().readAudit({ limit: 2 });
+        expect(newest.map((r) => r.detail)).toEqual([{ i: 6 }, { i: 5 }]);
+        expect(newest[0]?.channelName).toBeNull();
+        const before = await store().readAudit({ limit: 2, beforeId: newest[1]!.id });
+        expect(before.map((r) => r.detail)).toEqual([{ i: 4 }, { i: 3 }]);
+
+        expect((await store().readAudit({ limit: 10, channelName: otherName })).map((r) => r.detail)).toEqual(
+          [{ i: 1 }],
+        );
+      });
+    });
+
+    describe("counts", () => {
+      it("counts channels, active subscriptions and unexpired messages", async () => {
+        const before = await store().counts(new Date());
+        const a = await channel();
+        const b = await channel();
+        const [u1, u2] = [user(), user()];
+        await subscribe(a.id, u1);
+        await subscribe(a.id, u2);
+        await subscribe(b.id, u1);
+        await store().unsubscribe(b.id, u1);
+        await appendMany(a.id, 2);
+        await append(b.id);
+        await append(b.id, { expiresAt: anHourAgo() });
+
+        const after = await store().counts(new Date());
+        expect(after).toEqual({
+          channels: before.channels + 2,
+          activeSubscriptions: before.activeSubscriptions + 2,
+          queuedMessages: before.queuedMessages + 3,
+        });
+        expect(typeof after.channels).toBe("number");
+      });
+    });
+  });
+}
