@@ -3,11 +3,9 @@ import { segmentSchema } from "./channel-name.ts";
 import { toPlainText } from "./sanitize.ts";
 
 const plainText = (max: number) => z.string().max(max).transform(toPlainText);
-const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 const fieldKey = z
   .string()
-  .regex(/^[A-Za-z0-9_.-]{1,64}$/, "field names are 1-64 characters of A-Z, a-z, 0-9, _ . or -")
-  .refine((key) => !FORBIDDEN_KEYS.has(key), "reserved field name");
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, "field names are 1-64 characters of A-Z, a-z, 0-9, _ . or -");
 const fieldValue = z.union([
   plainText(10_000),
   z.number().finite(),
@@ -34,7 +32,13 @@ export const eventPayloads = {
     formId: segmentSchema,
     submissionId: segmentSchema,
     fields: z
-      .record(fieldKey, fieldValue)
+      .unknown()
+      // JSON.parse makes "__proto__" an own key, which a record would otherwise drop silently.
+      .refine(
+        (raw) => typeof raw !== "object" || raw === null || !Object.hasOwn(raw, "__proto__"),
+        "reserved field name",
+      )
+      .pipe(z.record(fieldKey, fieldValue))
       .refine((fields) => Object.keys(fields).length <= 200, "at most 200 fields"),
   }),
   "journey.milestone": z.strictObject({

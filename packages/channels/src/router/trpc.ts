@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
+import { findHostileJson } from "../hostile-json.ts";
 import type { Identity } from "../identity.ts";
 import type { ChannelServices } from "../services.ts";
 
@@ -16,10 +17,12 @@ const t = initTRPC.context<Context>().create({ transformer: superjson });
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-export const authedProcedure = t.procedure.use(({ ctx, next }) => {
+export const authedProcedure = t.procedure.use(async ({ ctx, next, getRawInput }) => {
   if (!ctx.identity) {
     throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
   }
+  const hostile = findHostileJson(await getRawInput());
+  if (hostile) throw new TRPCError({ code: "BAD_REQUEST", message: hostile });
   return next({ ctx: { ...ctx, identity: ctx.identity } });
 });
 

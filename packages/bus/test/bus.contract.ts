@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Bus } from "../src/bus.ts";
+
+/** Behaviour every Bus implementation must show; run once per implementation. */
+export function busContract(name: string, open: () => Promise<Bus>) {
+  describe(`Bus contract: ${name}`, () => {
+    let bus: Bus;
+    const received: Array<[string, string]> = [];
+    const framesOf = (topic: string) => received.filter(([t]) => t === topic).map(([, frame]) => frame);
+    const eventually = async (check: () => void, timeoutMs = 2_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        try {
+          return check();
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+    };
+
+    beforeAll(async () => {
+      bus = await open();
+      bus.onFrame((topic, frame) => received.push([topic, frame]));
+    });
+    afterAll(() => bus.close());
+
+    it("delivers frames of a subscribed topic in publish order", async () => {
+      await bus.subscribe("t-order");
+      for (let i = 0; i < 100; i++) await bus.publish("t-order", `m${i}`);
+      await eventually(() =>
+        expect(framesOf("t-order")).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`)),
+      );
+    });
+
+    it("delivers nothing for a topic nobody subscribed to", async () => {
+      await bus.subscribe("t-marker");
+      await bus.publish("t-unsubscribed", "lost");
+      await bus.publish("t-marker", "after");
+      await eventually(() => expect(framesOf("t-marker")).toEqual(["after"]));
+      expect(framesOf("t-unsubscribed")).toEqual([]);
+    });
+
+    it("stops delivering after unsubscribe", async () => {
+      await bus.subscribe("t-stop");
+      await bus.publish("t-stop", "before");
+      await eventually(() => expect(framesOf("t-stop")).toEqual(["before"]));
+      await bus.unsubscribe("t-stop");
+      await bus.subscribe("t-stop-marker");
+      await bus.publish("t-stop", "after");
+      await bus.publish("t-stop-marker", "marker");
+      await eventually(() => expect(framesOf("t-stop-marker")).toEqual(["marker"]));
+      expect(framesOf("t-stop")).toEqual(["before"]);
+    });
+
+    it("keeps topics apart and frames intact", async () => {
+      const frame = JSON.stringify({ text: "ünïcödé 🎉", nested: { a: [1, 2] } });
+      await bus.subscribe("t-a");
+      await bus.subscribe("t-b");
+      await bus.publish("t-a", frame);
+      await bus.publish("t-b", "b");
+      await eventually(() => {
+        expect(framesOf("t-a")).toEqual([frame]);
+        expect(framesOf("t-b")).toEqual(["b"]);
+      });
+    });
+  });
+}

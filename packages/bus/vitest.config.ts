@@ -1,0 +1,3 @@
+import { testConfig } from "@wedsync/vitest-config";
+
+export default testConfig();

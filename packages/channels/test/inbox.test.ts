@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { Inbox } from "../src/inbox.ts";
+import type { ChannelMessage } from "../src/message.ts";
+
+const message = (seq: number) => ({ seq }) as ChannelMessage;
+
+describe("Inbox", () => {
+  it("hands out messages in arrival order", () => {
+    const inbox = new Inbox(10);
+    for (const seq of [1, 2, 3]) inbox.deliver(message(seq));
+    expect([inbox.take()?.seq, inbox.take()?.seq, inbox.take()?.seq, inbox.take()]).toEqual([
+      1,
+      2,
+      3,
+      undefined,
+    ]);
+  });
+
+  it("drops everything and flags a resync instead of growing past its capacity", () => {
+    const inbox = new Inbox(2);
+    for (const seq of [1, 2, 3, 4]) inbox.deliver(message(seq));
+    expect(inbox.takeLost()).toBe(true);
+    expect(inbox.take()).toBeUndefined();
+    expect(inbox.takeLost()).toBe(false);
+    inbox.deliver(message(5));
+    expect(inbox.take()?.seq).toBe(5);
+  });
+
+  it("wakes a waiting reader on delivery and on abort", async () => {
+    const inbox = new Inbox(2);
+    const waiting = inbox.wait(new AbortController().signal);
+    inbox.deliver(message(1));
+    await waiting;
+    expect(inbox.take()?.seq).toBe(1);
+
+    const controller = new AbortController();
+    const aborted = inbox.wait(controller.signal);
+    controller.abort();
+    await aborted;
+    expect(inbox.take()).toBeUndefined();
+  });
+});
