@@ -13,5 +13,7 @@ export interface Bus {
   onFrame(handler: (topic: string, frame: string) => void): void;
   /** Called when frames may have been lost (reconnect): receivers should re-read the store. */
   onResync(handler: () => void): void;
+  /** Rejects when the bus cannot currently carry frames (for /readyz). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

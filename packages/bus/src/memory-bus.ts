@@ -27,6 +27,8 @@ export class MemoryBus implements Bus {
     // Nothing is ever lost in-process.
   }
 
+  async ping() {}
+
   async close() {
     this.topics.clear();
     this.frameHandlers = [];
