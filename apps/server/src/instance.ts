@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { MemoryBus } from "@wedsync/bus";
+import { type Bus, MemoryBus, RedisBus } from "@wedsync/bus";
 import { type Config, createChannelServices, createTokenVerifier } from "@wedsync/channels";
 import { type DatabaseOptions, DrizzleChannelStore, openDatabase } from "@wedsync/db";
 import pino, { type Logger } from "pino";
@@ -29,7 +29,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
       ? { url: config.DATABASE_URL }
       : { dataDir: join(config.CHANNELS_DATA_DIR, "pglite") });
   const database = await openDatabase(databaseOptions);
-  const bus = new MemoryBus();
+  const bus = await openBus(config, logger);
   const secret = resolveJwtSecret(config);
   const verifyToken = createTokenVerifier({
     secret: secret?.secret,
@@ -43,14 +43,20 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     bus,
     onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
   });
-  const server = await startServer({ services, verifyToken, logger, ping: database.ping, port: config.PORT });
+  const server = await startServer({
+    services,
+    verifyToken,
+    logger,
+    health: { database: database.ping, bus: () => bus.ping() },
+    port: config.PORT,
+  });
   const stopCleanup = scheduleCleanup(services, logger);
   return {
     ...server,
     services,
     mode: {
       database: `${database.kind} (${database.location})`,
-      bus: bus.kind === "memory" ? "in-process" : bus.kind,
+      bus: bus.kind === "memory" ? "in-process" : `redis (${new URL(config.REDIS_URL ?? "").host})`,
       auth: config.CHANNELS_JWKS_URL
         ? `JWKS ${config.CHANNELS_JWKS_URL}`
         : `HS256 secret from ${secret?.source}`,
@@ -62,4 +68,15 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
       await database.close();
     },
   };
+}
+
+async function openBus(config: Config, logger: Logger): Promise<Bus> {
+  if (!config.REDIS_URL) return new MemoryBus();
+  const bus = new RedisBus({
+    url: config.REDIS_URL,
+    onError: (error) =>
+      logger.warn({ err: error.message }, "redis connection problem; live fan-out degraded"),
+  });
+  await bus.connect();
+  return bus;
 }

@@ -1,9 +1,31 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ChannelServices } from "@wedsync/channels";
 
+export interface HealthProbes {
+  database: () => Promise<void>;
+  bus: () => Promise<void>;
+}
+
 interface OpsDeps {
   services: ChannelServices;
-  ping: () => Promise<void>;
+  health: HealthProbes;
+}
+
+const PROBE_TIMEOUT_MS = 2_000;
+
+async function probe(check: () => Promise<void>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([check(), timeout]);
+    return "ok";
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown) {
@@ -18,12 +40,16 @@ export async function handleOpsRequest(req: IncomingMessage, res: ServerResponse
     case "/healthz":
       return json(res, 200, { status: "ok", instanceId: deps.services.instanceId });
     case "/readyz": {
-      try {
-        await deps.ping();
-        return json(res, 200, { status: "ready", database: "ok", bus: deps.services.bus.kind });
-      } catch (error) {
-        return json(res, 503, { status: "unavailable", database: (error as Error).message });
-      }
+      // Without the database nothing can be acknowledged; without the bus, broadcasts are still
+      // stored and delivered locally, and other instances catch up once it is back: degraded.
+      const [database, bus] = await Promise.all([probe(deps.health.database), probe(deps.health.bus)]);
+      const status = database !== "ok" ? "unavailable" : bus !== "ok" ? "degraded" : "ready";
+      return json(res, database === "ok" ? 200 : 503, {
+        status,
+        database,
+        bus,
+        busKind: deps.services.bus.kind,
+      });
     }
     case "/metrics": {
       const { registry } = deps.services.metrics;

@@ -11,14 +11,14 @@ import {
 } from "@wedsync/channels";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
-import { handleOpsRequest } from "./ops-routes.ts";
+import { type HealthProbes, handleOpsRequest } from "./ops-routes.ts";
 
 export interface ServerOptions {
   services: ChannelServices;
   verifyToken: TokenVerifier;
   logger: Logger;
-  /** Reports database (and later Redis) health for /readyz. */
-  ping: () => Promise<void>;
+  /** Probes for /readyz: each rejects when its dependency is unhealthy. */
+  health: HealthProbes;
   port: number;
   host?: string;
 }
@@ -71,7 +71,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const server = createServer((req, res) => {
     if (req.url?.startsWith(`${TRPC_PATH}/`)) return trpcHandler(req, res);
-    handleOpsRequest(req, res, { services, ping: options.ping }).catch((error) => {
+    handleOpsRequest(req, res, { services, health: options.health }).catch((error) => {
       logger.error({ err: error }, "ops route failed");
       if (!res.headersSent) res.writeHead(500).end();
     });
