@@ -81,6 +81,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const wssHandler = applyWSSHandler<AppRouter>({
     wss,
     router: appRouter,
+    experimental_encoder: config.CHANNELS_FANOUT_MODE === "encode-once" ? channelsWsEncoder : undefined,
     keepAlive: {
       enabled: true,
       pingMs: config.CHANNELS_HEARTBEAT_MS,

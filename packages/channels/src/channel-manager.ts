@@ -157,10 +157,18 @@ export class ChannelManager {
   async openStream(identity: Identity, parsed: ParsedChannelName, lastEventId: string | undefined) {
     const channel = await this.resolve(identity, parsed, "read", "events");
     const afterSeq = lastEventId === undefined ? null : this.seqOf(channel, lastEventId, true);
-    return { channel, afterSeq };
+    // The client's state belongs to another epoch (or to nothing): it must be told to refetch.
+    const otherEpoch = lastEventId !== undefined && parseMessageId(lastEventId)?.channelId !== channel.id;
+    return { channel, afterSeq, otherEpoch };
   }
 
-  async *streamEvents(identity: Identity, channel: ChannelRow, afterSeq: number | null, signal: AbortSignal) {
+  async *streamEvents(
+    identity: Identity,
+    channel: ChannelRow,
+    afterSeq: number | null,
+    signal: AbortSignal,
+    otherEpoch = false,
+  ) {
     const leave = this.deps.online.enter(channel.id, identity.sub);
     try {
       yield* streamChannel({
@@ -169,6 +177,7 @@ export class ChannelManager {
         metrics: this.deps.metrics,
         channel,
         afterSeq,
+        otherEpoch,
         signal,
         inboxCapacity: INBOX_CAPACITY,
         pageSize: STREAM_PAGE,
@@ -186,7 +195,8 @@ export class ChannelManager {
 
   /**
    * The seq a message id points at in this channel. An id from another epoch of the channel (it was
-   * deleted and recreated) means "before everything": the stream then reports what retention took.
+   * deleted and recreated) means "before everything": the stream announces a `reset` ("unknown"), then
+   * replays this epoch from its start, reporting what retention took.
    */
   private seqOf(channel: ChannelRow, id: string, allowOtherEpoch = false): number {
     const parsed = parseMessageId(id);

@@ -35,6 +35,8 @@ const envSchema = z.object({
   CHANNELS_HEARTBEAT_TIMEOUT_MS: positiveInt(10_000),
   CHANNELS_MAX_CONNECTIONS: positiveInt(10_000),
   CHANNELS_MAX_PAYLOAD_BYTES: positiveInt(32_768),
+  /** encode-once: one serialization per message per instance; stock: tRPC's per-subscriber path (reference). */
+  CHANNELS_FANOUT_MODE: z.enum(["encode-once", "stock"]).default("encode-once"),
   CHANNELS_INSTANCE_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/)

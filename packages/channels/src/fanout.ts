@@ -1,7 +1,7 @@
 import type { Bus } from "@wedsync/bus";
-import superjson from "superjson";
 import type { FanoutListener } from "./inbox.ts";
 import type { ChannelMessage } from "./message.ts";
+import { decodeMessage, encodeMessage } from "./wire-format.ts";
 
 const topicOf = (channelId: string) => `ch:${channelId}`;
 
@@ -21,7 +21,7 @@ export class LocalFanout {
   }
 
   publish(channelId: string, message: ChannelMessage): Promise<void> {
-    return this.bus.publish(topicOf(channelId), superjson.stringify(message));
+    return this.bus.publish(topicOf(channelId), encodeMessage(message));
   }
 
   /** Resolves once live messages for the channel reach the listener; call the result to stop. */
@@ -64,7 +64,7 @@ export class LocalFanout {
   private dispatch(topic: string, frame: string) {
     const set = this.listeners.get(topic);
     if (!set) return;
-    const message = superjson.parse<ChannelMessage>(frame);
+    const message = decodeMessage(frame);
     for (const listener of set) listener.deliver(message);
   }
 }

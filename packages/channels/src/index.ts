@@ -31,3 +31,4 @@ export { type Context, createCallerFactory } from "./router/trpc.ts";
 export { toPlainText } from "./sanitize.ts";
 export { type ChannelServices, createChannelServices } from "./services.ts";
 export { type InstanceStats, instanceStats } from "./stats.ts";
+export { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "./wire-format.ts";

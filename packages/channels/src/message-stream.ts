@@ -12,6 +12,8 @@ export interface StreamOptions {
   channel: ChannelRow;
   /** Resume after this seq; null starts at the channel head (live only). */
   afterSeq: number | null;
+  /** The resume id named another epoch of the channel: announce a reset, then replay from the start. */
+  otherEpoch?: boolean;
   signal: AbortSignal;
   inboxCapacity: number;
   pageSize: number;
@@ -69,6 +71,7 @@ export async function* streamChannel(options: StreamOptions) {
       yield reset("unknown", range.oldestSeq, range.lastSeq);
       cursor = range.lastSeq;
     } else {
+      if (options.otherEpoch) yield reset("unknown", range.oldestSeq, 0);
       cursor = yield* catchUp(options.afterSeq, range.lastSeq);
     }
 

@@ -80,11 +80,17 @@ export const channelRouter = router({
     .input(z.object({ channelName: channelNameSchema, lastEventId: messageIdSchema.nullish() }))
     .subscription(async function* ({ ctx, input, signal }) {
       const { manager } = ctx.services;
-      const { channel, afterSeq } = await manager.openStream(
+      const { channel, afterSeq, otherEpoch } = await manager.openStream(
         ctx.identity,
         input.channelName,
         input.lastEventId ?? undefined,
       );
-      yield* manager.streamEvents(ctx.identity, channel, afterSeq, signal ?? new AbortController().signal);
+      yield* manager.streamEvents(
+        ctx.identity,
+        channel,
+        afterSeq,
+        signal ?? new AbortController().signal,
+        otherEpoch,
+      );
     }),
 });

@@ -1,8 +1,8 @@
 import { initTRPC, TRPCError } from "@trpc/server";
-import superjson from "superjson";
 import { findHostileJson } from "../hostile-json.ts";
 import type { Identity } from "../identity.ts";
 import type { ChannelServices } from "../services.ts";
+import { channelsTransformer } from "../wire-format.ts";
 
 export interface Context {
   /** Null when the caller sent no token or a bad one: procedures then answer UNAUTHORIZED. */
@@ -12,7 +12,7 @@ export interface Context {
   services: ChannelServices;
 }
 
-const t = initTRPC.context<Context>().create({ transformer: superjson });
+const t = initTRPC.context<Context>().create({ transformer: channelsTransformer });
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;

@@ -1,0 +1,69 @@
+import superjson from "superjson";
+import { describe, expect, it } from "vitest";
+import type { ChannelMessage } from "../src/message.ts";
+import { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "../src/wire-format.ts";
+
+const message = (): ChannelMessage => ({
+  type: "message",
+  id: "0b6f6f59-5a0c-4b1e-9d8e-3a8d2c1f0e11:7",
+  channel: "collaboration:s1:c1",
+  seq: 7,
+  event: "timeline.updated",
+  payload: { itemId: "ceremony", title: 'Ceremony "at 2pm" — ünïcödé 🎉', startsAt: "2027-06-12T14:00:00Z" },
+  senderId: "couple-1",
+  sentAt: new Date("2026-11-29T13:00:00.123Z"),
+});
+
+/** What the tRPC ws adapter sends for one tracked item: transform the response, then encode it. */
+function frame(
+  transform: (value: unknown) => unknown,
+  encode: (response: unknown) => string,
+  data: ChannelMessage,
+  jsonrpc?: "2.0",
+) {
+  const result = { type: "data", data: { id: data.id, data }, id: data.id };
+  return encode({ id: 42, jsonrpc, result: { ...result, data: transform(result.data) } });
+}
+
+const stock = (data: ChannelMessage, jsonrpc?: "2.0") =>
+  frame((v) => superjson.serialize(v), JSON.stringify, data, jsonrpc);
+const encodedOnce = (data: ChannelMessage, jsonrpc?: "2.0") =>
+  frame(channelsTransformer.serialize, channelsWsEncoder.encode, data, jsonrpc);
+
+describe("encode-once wire format", () => {
+  it("sends what stock tRPC + superjson would send for a published message", () => {
+    const published = message();
+    encodeMessage(published);
+    expect(JSON.parse(encodedOnce(published))).toEqual(JSON.parse(stock(message())));
+    expect(JSON.parse(encodedOnce(published, "2.0"))).toEqual(JSON.parse(stock(message(), "2.0")));
+  });
+
+  it("round-trips through the bus frame: the receiving instance reuses the text", () => {
+    const received = decodeMessage(encodeMessage(message()));
+    expect(received).toEqual(message());
+    expect(received.sentAt).toBeInstanceOf(Date);
+    expect(JSON.parse(encodedOnce(received))).toEqual(JSON.parse(stock(message())));
+  });
+
+  it("lets a client using plain superjson read the frame back", () => {
+    const published = message();
+    encodeMessage(published);
+    const { result } = JSON.parse(encodedOnce(published));
+    expect(superjson.deserialize(result.data)).toEqual({ id: published.id, data: message() });
+  });
+
+  it("serializes messages that were never pre-encoded exactly like superjson", () => {
+    const plain = message();
+    expect(encodedOnce(plain)).toBe(stock(plain));
+    expect(channelsTransformer.serialize({ hello: new Date(0) })).toEqual(
+      superjson.serialize({ hello: new Date(0) }),
+    );
+  });
+
+  it("stays correct if a pre-encoded value reaches a plain JSON serializer", () => {
+    const published = message();
+    encodeMessage(published);
+    const viaStockEncoder = frame(channelsTransformer.serialize, JSON.stringify, published);
+    expect(JSON.parse(viaStockEncoder)).toEqual(JSON.parse(stock(message())));
+  });
+});
