@@ -7,6 +7,7 @@ import {
   appRouter,
   type ChannelServices,
   type Context,
+  channelsWsEncoder,
   type TokenVerifier,
 } from "@wedsync/channels";
 import type { Logger } from "pino";
