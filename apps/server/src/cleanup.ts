@@ -1,7 +1,10 @@
 import type { ChannelServices } from "@wedsync/channels";
 import type { Logger } from "pino";
 
-/** Deletes expired messages and idle channels on an interval; returns a stop function. */
+/**
+ * Deletes expired messages and idle channels on an interval; returns a stop function. Every
+ * instance schedules it; a database lock lets only one of them do the work at a time.
+ */
 export function scheduleCleanup(services: ChannelServices, logger: Logger): () => void {
   let running = false;
   const run = async () => {
@@ -10,7 +13,9 @@ export function scheduleCleanup(services: ChannelServices, logger: Logger): () =
     try {
       const expiredMessages = await services.queue.cleanupExpiredMessages();
       const inactiveChannels = await services.manager.cleanupInactiveChannels();
-      logger.info({ expiredMessages, inactiveChannels }, "cleanup done");
+      if (expiredMessages === null && inactiveChannels === null)
+        logger.debug("cleanup skipped: another instance is on it");
+      else logger.info({ expiredMessages, inactiveChannels }, "cleanup done");
     } catch (error) {
       logger.warn({ err: error }, "cleanup failed; will retry next interval");
     } finally {

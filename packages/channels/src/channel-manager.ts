@@ -187,7 +187,8 @@ export class ChannelManager {
     }
   }
 
-  cleanupInactiveChannels(now = new Date()): Promise<number> {
+  /** Null when another instance is cleaning up right now. */
+  cleanupInactiveChannels(now = new Date()): Promise<number | null> {
     return this.deps.store.deleteInactiveChannels(
       new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE),
     );

@@ -51,7 +51,8 @@ export class MessageQueue {
     return acks.length === 0 ? Promise.resolve(0) : this.store.ack(userId, acks);
   }
 
-  cleanupExpiredMessages(now = new Date()): Promise<number> {
+  /** Null when another instance is cleaning up right now. */
+  cleanupExpiredMessages(now = new Date()): Promise<number | null> {
     return this.store.deleteExpiredMessages(now);
   }
 }

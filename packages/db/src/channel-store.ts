@@ -84,9 +84,10 @@ export interface ChannelStore {
   pendingMessages(userId: string, limit: number, now: Date): Promise<PendingMessage[]>;
   /** Moves each named channel's cursor forward to seq (never backwards); returns how many cursors moved. */
   ack(userId: string, acks: ReadonlyArray<{ channelId: string; seq: number }>): Promise<number>;
-  deleteExpiredMessages(now: Date): Promise<number>;
-  /** Deletes channels idle since `before` that nobody is subscribed to. */
-  deleteInactiveChannels(before: Date): Promise<number>;
+  /** Returns how many were deleted, or null when another instance is cleaning up right now. */
+  deleteExpiredMessages(now: Date): Promise<number | null>;
+  /** Deletes channels idle since `before` that nobody is subscribed to; null as above. */
+  deleteInactiveChannels(before: Date): Promise<number | null>;
   writeAudit(rows: NewAuditRow[]): Promise<void>;
   readAudit(query: AuditQuery): Promise<AuditRow[]>;
   counts(now: Date): Promise<StoreCounts>;

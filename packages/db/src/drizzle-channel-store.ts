@@ -12,6 +12,14 @@ import type { Database } from "./client.ts";
 import { auditLog, channels, type MessageRow, messages, type NewAuditRow, subscriptions } from "./schema.ts";
 
 const UNIQUE_VIOLATION = "23505";
+const CLEANUP_BATCH = 10_000;
+
+type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
+
+/** PGlite returns `{ rows }` from execute, postgres.js an array of rows. */
+function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
+}
 
 function isUniqueViolation(error: unknown): boolean {
   for (let e: unknown = error; e && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
@@ -261,29 +269,55 @@ export class DrizzleChannelStore implements ChannelStore {
   }
 
   async deleteExpiredMessages(now: Date) {
-    const rows = await this.db
-      .delete(messages)
-      .where(lt(messages.expiresAt, now))
-      .returning({ seq: messages.seq });
-    return rows.length;
+    let deleted = 0;
+    for (;;) {
+      const batch = await this.exclusive("cleanup:messages", async (tx) => {
+        const expired = tx
+          .select({ channelId: messages.channelId, seq: messages.seq })
+          .from(messages)
+          .where(lt(messages.expiresAt, now))
+          .limit(CLEANUP_BATCH);
+        const rows = await tx
+          .delete(messages)
+          .where(sql`(${messages.channelId}, ${messages.seq}) in (${expired})`)
+          .returning({ seq: messages.seq });
+        return rows.length;
+      });
+      if (batch === null) return deleted === 0 ? null : deleted;
+      deleted += batch;
+      if (batch < CLEANUP_BATCH) return deleted;
+    }
   }
 
-  async deleteInactiveChannels(before: Date) {
-    const rows = await this.db
-      .delete(channels)
-      .where(
-        and(
-          lt(channels.lastActivity, before),
-          notExists(
-            this.db
-              .select({ one: sql`1` })
-              .from(subscriptions)
-              .where(and(eq(subscriptions.channelId, channels.id), eq(subscriptions.active, true))),
+  deleteInactiveChannels(before: Date) {
+    return this.exclusive("cleanup:channels", async (tx) => {
+      const rows = await tx
+        .delete(channels)
+        .where(
+          and(
+            lt(channels.lastActivity, before),
+            notExists(
+              tx
+                .select({ one: sql`1` })
+                .from(subscriptions)
+                .where(and(eq(subscriptions.channelId, channels.id), eq(subscriptions.active, true))),
+            ),
           ),
-        ),
-      )
-      .returning({ id: channels.id });
-    return rows.length;
+        )
+        .returning({ id: channels.id });
+      return rows.length;
+    });
+  }
+
+  /** Runs `work` only if no other instance holds the named lock right now; null when one does. */
+  private exclusive<T>(name: string, work: (tx: Transaction) => Promise<T>): Promise<T | null> {
+    return this.db.transaction(async (tx) => {
+      const result = await tx.execute(
+        sql`select pg_try_advisory_xact_lock(hashtext(${`wedsync:${name}`})) as locked`,
+      );
+      const [lock] = rowsOf<{ locked: boolean }>(result);
+      return lock?.locked ? work(tx) : null;
+    });
   }
 
   async writeAudit(rows: NewAuditRow[]) {

@@ -1,0 +1,55 @@
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DatabaseHandle, openDatabase } from "../src/client.ts";
+import { DrizzleChannelStore } from "../src/drizzle-channel-store.ts";
+import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
+
+const adminUrl = postgresUrlForTests("cleanup lock: postgres");
+
+describe.runIf(adminUrl)("cleanup across instances (postgres)", () => {
+  let fresh: FreshPostgres;
+  let handle: DatabaseHandle;
+  let store: DrizzleChannelStore;
+  let otherInstance: postgres.Sql;
+
+  beforeAll(async () => {
+    fresh = await createFreshDatabase(adminUrl!);
+    handle = await openDatabase({ url: fresh.url });
+    store = new DrizzleChannelStore(handle.db);
+    otherInstance = postgres(fresh.url, { max: 1, onnotice: () => {} });
+  });
+  afterAll(async () => {
+    await otherInstance?.end();
+    await handle?.close();
+    await fresh?.drop();
+  });
+
+  it("skips while another instance holds the cleanup lock, then deletes once it is free", async () => {
+    const { channel } = await store.upsertChannel({
+      name: "supplier:dashboard:lock",
+      type: "private",
+      scope: "supplier",
+      entity: "dashboard",
+      entityId: "lock",
+      createdBy: "u",
+      metadata: {},
+    });
+    const past = new Date(Date.now() - 1_000);
+    for (let i = 0; i < 3; i++) {
+      await store.appendMessage({
+        channelId: channel.id,
+        event: "message.posted",
+        payload: { text: `${i}` },
+        senderId: "u",
+        idempotencyKey: null,
+        expiresAt: past,
+      });
+    }
+    const reserved = await otherInstance.reserve();
+    await reserved`select pg_advisory_lock(hashtext('wedsync:cleanup:messages'))`;
+    expect(await store.deleteExpiredMessages(new Date())).toBeNull();
+    await reserved`select pg_advisory_unlock(hashtext('wedsync:cleanup:messages'))`;
+    reserved.release();
+    expect(await store.deleteExpiredMessages(new Date())).toBe(3);
+  });
+});
