@@ -9,6 +9,8 @@ export interface HealthProbes {
 interface OpsDeps {
   services: ChannelServices;
   health: HealthProbes;
+  /** True once shutdown began: readiness fails so the load balancer stops routing here. */
+  draining: () => boolean;
 }
 
 const PROBE_TIMEOUT_MS = 2_000;
@@ -40,6 +42,7 @@ export async function handleOpsRequest(req: IncomingMessage, res: ServerResponse
     case "/healthz":
       return json(res, 200, { status: "ok", instanceId: deps.services.instanceId });
     case "/readyz": {
+      if (deps.draining()) return json(res, 503, { status: "draining" });
       // Without the database nothing can be acknowledged; without the bus, broadcasts are still
       // stored and delivered locally, and other instances catch up once it is back: degraded.
       const [database, bus] = await Promise.all([probe(deps.health.database), probe(deps.health.bus)]);

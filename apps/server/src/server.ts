@@ -22,6 +22,8 @@ export interface ServerOptions {
   health: HealthProbes;
   port: number;
   host?: string;
+  /** How long a shutdown waits for accepted mutations to finish. */
+  drainTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -70,12 +72,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createContext: ({ req }) => contextFor(bearer(req)),
   });
 
+  let draining = false;
   const server = createServer((req, res) => {
     if (req.url?.startsWith(`${TRPC_PATH}/`)) return trpcHandler(req, res);
-    handleOpsRequest(req, res, { services, health: options.health }).catch((error) => {
-      logger.error({ err: error }, "ops route failed");
-      if (!res.headersSent) res.writeHead(500).end();
-    });
+    handleOpsRequest(req, res, { services, health: options.health, draining: () => draining }).catch(
+      (error) => {
+        logger.error({ err: error }, "ops route failed");
+        if (!res.headersSent) res.writeHead(500).end();
+      },
+    );
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false });
@@ -100,7 +105,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
       return;
     }
-    if (wss.clients.size >= config.CHANNELS_MAX_CONNECTIONS) {
+    if (draining || wss.clients.size >= config.CHANNELS_MAX_CONNECTIONS) {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n\r\n");
       return;
     }
@@ -122,10 +127,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port,
     server,
     async close() {
-      wssHandler.broadcastReconnectNotification();
+      // Leave the load balancer, send clients elsewhere, finish accepted broadcasts, then go.
+      draining = true;
       server.close();
+      server.closeIdleConnections();
+      wssHandler.broadcastReconnectNotification();
+      const drained = await services.inflight.drain(options.drainTimeoutMs ?? 5_000);
+      if (!drained)
+        logger.warn({ inflight: services.inflight.size }, "shutdown deadline passed with requests in flight");
       for (const ws of wss.clients) ws.close(1012, "server restarting");
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 100));
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       server.closeAllConnections();

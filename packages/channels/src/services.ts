@@ -5,6 +5,7 @@ import { AuditTrail } from "./audit.ts";
 import { ChannelManager } from "./channel-manager.ts";
 import type { Config } from "./config.ts";
 import { LocalFanout } from "./fanout.ts";
+import { Inflight } from "./inflight.ts";
 import { MessageQueue } from "./message-queue.ts";
 import { createMetrics } from "./metrics.ts";
 import { OnlineUsers } from "./online-users.ts";
@@ -45,6 +46,7 @@ export function createChannelServices(deps: ServiceDeps) {
     queue,
     audit,
     manager,
+    inflight: new Inflight(),
   };
 }
 

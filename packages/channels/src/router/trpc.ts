@@ -17,7 +17,12 @@ const t = initTRPC.context<Context>().create({ transformer: channelsTransformer 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-export const authedProcedure = t.procedure.use(async ({ ctx, next, getRawInput }) => {
+/** Mutations are counted so that a draining instance finishes what it has accepted. */
+const drainableProcedure = t.procedure.use(({ ctx, type, next }) =>
+  type === "mutation" ? ctx.services.inflight.run(() => next()) : next(),
+);
+
+export const authedProcedure = drainableProcedure.use(async ({ ctx, next, getRawInput }) => {
   if (!ctx.identity) {
     throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
   }
