@@ -8,6 +8,7 @@ import {
   type ChannelServices,
   type Context,
   channelsWsEncoder,
+  type OutboundSocket,
   type TokenVerifier,
 } from "@wedsync/channels";
 import type { Logger } from "pino";
@@ -45,11 +46,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { services, logger } = options;
   const { config, metrics } = services;
 
-  async function contextFor(token: string | undefined): Promise<Context> {
-    if (!token) return { identity: null, services };
+  async function contextFor(token: string | undefined, socket?: OutboundSocket): Promise<Context> {
+    if (!token) return { identity: null, services, socket };
     try {
       const { expiresAt: _expiresAt, ...identity } = await options.verifyToken(token);
-      return { identity, services };
+      return { identity, services, socket };
     } catch (error) {
       metrics.authFailures.inc();
       services.audit.record({
@@ -58,7 +59,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         outcome: "denied",
         reason: (error as Error).message,
       });
-      return { identity: null, authError: (error as Error).message, services };
+      return { identity: null, authError: (error as Error).message, services, socket };
     }
   }
 
@@ -93,9 +94,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       pingMs: config.CHANNELS_HEARTBEAT_MS,
       pongWaitMs: config.CHANNELS_HEARTBEAT_TIMEOUT_MS,
     },
-    createContext: ({ info }) => {
+    createContext: ({ info, res }) => {
       const token = info.connectionParams?.token;
-      return contextFor(typeof token === "string" ? token : undefined);
+      return contextFor(typeof token === "string" ? token : undefined, res);
     },
   });
 

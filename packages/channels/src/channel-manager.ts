@@ -12,6 +12,7 @@ import { streamChannel } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
 import type { OnlineUsers } from "./online-users.ts";
 import { type Access, isAllowed } from "./policy.ts";
+import type { OutboundSocket } from "./slow-consumer.ts";
 
 export interface ChannelManagerDeps {
   store: ChannelStore;
@@ -164,21 +165,24 @@ export class ChannelManager {
 
   async *streamEvents(
     identity: Identity,
-    channel: ChannelRow,
-    afterSeq: number | null,
+    opened: Awaited<ReturnType<ChannelManager["openStream"]>>,
     signal: AbortSignal,
-    otherEpoch = false,
+    socket?: OutboundSocket,
   ) {
+    const { channel } = opened;
     const leave = this.deps.online.enter(channel.id, identity.sub);
     try {
       yield* streamChannel({
+        ...opened,
         store: this.deps.store,
         fanout: this.deps.fanout,
         metrics: this.deps.metrics,
-        channel,
-        afterSeq,
-        otherEpoch,
         signal,
+        socket,
+        sendLimits: {
+          maxBufferedBytes: this.deps.config.CHANNELS_MAX_BUFFERED_BYTES,
+          timeoutMs: this.deps.config.CHANNELS_SLOW_CONSUMER_TIMEOUT_MS,
+        },
         inboxCapacity: INBOX_CAPACITY,
         pageSize: STREAM_PAGE,
       });

@@ -35,6 +35,10 @@ const envSchema = z.object({
   CHANNELS_HEARTBEAT_TIMEOUT_MS: positiveInt(10_000),
   CHANNELS_MAX_CONNECTIONS: positiveInt(10_000),
   CHANNELS_MAX_PAYLOAD_BYTES: positiveInt(32_768),
+  /** Bytes a socket may have queued for sending before its streams pause (slow consumer). */
+  CHANNELS_MAX_BUFFERED_BYTES: positiveInt(1_048_576),
+  /** How long a socket may stay over that bound before it is disconnected. */
+  CHANNELS_SLOW_CONSUMER_TIMEOUT_MS: positiveInt(5_000),
   /** encode-once: one serialization per message per instance; stock: tRPC's per-subscriber path (reference). */
   CHANNELS_FANOUT_MODE: z.enum(["encode-once", "stock"]).default("encode-once"),
   CHANNELS_INSTANCE_ID: z

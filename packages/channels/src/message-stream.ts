@@ -4,6 +4,7 @@ import type { LocalFanout } from "./fanout.ts";
 import { Inbox } from "./inbox.ts";
 import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
+import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
 
 export interface StreamOptions {
   store: ChannelStore;
@@ -15,6 +16,9 @@ export interface StreamOptions {
   /** The resume id named another epoch of the channel: announce a reset, then replay from the start. */
   otherEpoch?: boolean;
   signal: AbortSignal;
+  /** The socket the stream writes to; while its send buffer is full the stream pauses. */
+  socket?: OutboundSocket;
+  sendLimits: SendBufferLimits;
   inboxCapacity: number;
   pageSize: number;
 }
@@ -42,6 +46,14 @@ export async function* streamChannel(options: StreamOptions) {
     metrics.deliveries.inc();
     return tracked(message.id, message);
   };
+  /** False once the socket stayed full too long and was closed: the stream ends, the client resumes. */
+  const hasRoom = async () => {
+    const { socket } = options;
+    if (!socket || socket.bufferedAmount <= options.sendLimits.maxBufferedBytes) return true;
+    const room = await waitForRoom(socket, options.sendLimits, signal);
+    if (!room && !signal.aborted) metrics.slowConsumersDropped.inc();
+    return room;
+  };
 
   /** Replays stored messages after `cursor`; ends at `head` at least, announcing what retention took. */
   async function* catchUp(from: number, head: number) {
@@ -49,6 +61,7 @@ export async function* streamChannel(options: StreamOptions) {
     for (;;) {
       const rows = await store.readMessages(channel.id, cursor, options.pageSize, new Date());
       for (const row of rows) {
+        if (!(await hasRoom())) return null;
         if (row.seq > cursor + 1) yield reset("retention", row.seq, row.seq - 1);
         yield deliver(toChannelMessage(row, channel.name));
         cursor = row.seq;
@@ -72,13 +85,17 @@ export async function* streamChannel(options: StreamOptions) {
       cursor = range.lastSeq;
     } else {
       if (options.otherEpoch) yield reset("unknown", range.oldestSeq, 0);
-      cursor = yield* catchUp(options.afterSeq, range.lastSeq);
+      const caughtUp = yield* catchUp(options.afterSeq, range.lastSeq);
+      if (caughtUp === null) return;
+      cursor = caughtUp;
     }
 
     while (!signal.aborted) {
       if (inbox.takeLost()) {
         metrics.resyncs.inc();
-        cursor = yield* catchUp(cursor, cursor);
+        const caughtUp = yield* catchUp(cursor, cursor);
+        if (caughtUp === null) return;
+        cursor = caughtUp;
         continue;
       }
       const message = inbox.take();
@@ -87,8 +104,13 @@ export async function* streamChannel(options: StreamOptions) {
         continue;
       }
       if (message.seq <= cursor) continue;
-      if (message.seq > cursor + 1) cursor = yield* catchUp(cursor, message.seq - 1);
+      if (message.seq > cursor + 1) {
+        const caughtUp = yield* catchUp(cursor, message.seq - 1);
+        if (caughtUp === null) return;
+        cursor = caughtUp;
+      }
       if (message.seq <= cursor) continue;
+      if (!(await hasRoom())) return;
       metrics.deliveryLatency.observe((Date.now() - message.sentAt.getTime()) / 1000);
       yield deliver(message);
       cursor = message.seq;

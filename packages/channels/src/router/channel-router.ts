@@ -80,17 +80,11 @@ export const channelRouter = router({
     .input(z.object({ channelName: channelNameSchema, lastEventId: messageIdSchema.nullish() }))
     .subscription(async function* ({ ctx, input, signal }) {
       const { manager } = ctx.services;
-      const { channel, afterSeq, otherEpoch } = await manager.openStream(
+      const opened = await manager.openStream(
         ctx.identity,
         input.channelName,
         input.lastEventId ?? undefined,
       );
-      yield* manager.streamEvents(
-        ctx.identity,
-        channel,
-        afterSeq,
-        signal ?? new AbortController().signal,
-        otherEpoch,
-      );
+      yield* manager.streamEvents(ctx.identity, opened, signal ?? new AbortController().signal, ctx.socket);
     }),
 });

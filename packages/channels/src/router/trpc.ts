@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import { findHostileJson } from "../hostile-json.ts";
 import type { Identity } from "../identity.ts";
 import type { ChannelServices } from "../services.ts";
+import type { OutboundSocket } from "../slow-consumer.ts";
 import { channelsTransformer } from "../wire-format.ts";
 
 export interface Context {
@@ -10,6 +11,8 @@ export interface Context {
   /** Why the token was refused, for the UNAUTHORIZED message. */
   authError?: string;
   services: ChannelServices;
+  /** The WebSocket the call arrived on (absent over HTTP): streams watch its send buffer. */
+  socket?: OutboundSocket;
 }
 
 const t = initTRPC.context<Context>().create({ transformer: channelsTransformer });
