@@ -1,3 +1,5 @@
+import type { RateLimiter, RateLimitRule } from "./rate-limit.ts";
+
 /**
  * Live fan-out between instances. At-most-once: a subscriber that misses a frame notices by
  * sequence number and reads the durable store, so the bus is never the only copy of a message.
@@ -13,6 +15,8 @@ export interface Bus {
   onFrame(handler: (topic: string, frame: string) => void): void;
   /** Called when frames may have been lost (reconnect): receivers should re-read the store. */
   onResync(handler: () => void): void;
+  /** A limiter whose counters are shared by every instance on this bus. */
+  rateLimiter(rule: RateLimitRule): RateLimiter;
   /** Rejects when the bus cannot currently carry frames (for /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

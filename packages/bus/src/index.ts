@@ -1,3 +1,4 @@
 export type { Bus } from "./bus.ts";
 export { MemoryBus } from "./memory-bus.ts";
+export type { RateDecision, RateLimiter, RateLimitRule } from "./rate-limit.ts";
 export { RedisBus, type RedisBusOptions } from "./redis-bus.ts";

@@ -1,4 +1,5 @@
 import type { Bus } from "./bus.ts";
+import { memoryRateLimiter, type RateLimitRule } from "./rate-limit.ts";
 
 /** In-process bus for the embedded default: one instance, nothing crosses a process boundary. */
 export class MemoryBus implements Bus {
@@ -25,6 +26,10 @@ export class MemoryBus implements Bus {
 
   onResync(_handler: () => void) {
     // Nothing is ever lost in-process.
+  }
+
+  rateLimiter(rule: RateLimitRule) {
+    return memoryRateLimiter(rule);
   }
 
   async ping() {}

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from "ioredis";
 import type { Bus } from "./bus.ts";
+import { type RateLimitRule, redisRateLimiter } from "./rate-limit.ts";
 
 export interface RedisBusOptions {
   url: string;
@@ -75,6 +76,10 @@ export class RedisBus implements Bus {
 
   onResync(handler: () => void) {
     this.resyncHandlers.push(handler);
+  }
+
+  rateLimiter(rule: RateLimitRule) {
+    return redisRateLimiter(rule, this.pub, this.prefix);
   }
 
   async ping(): Promise<void> {

@@ -53,6 +53,17 @@ export function busContract(name: string, open: () => Promise<Bus>) {
       expect(framesOf("t-stop")).toEqual(["before"]);
     });
 
+    it("rate-limits per key: the point after the last is refused with a retry delay", async () => {
+      const limiter = bus.rateLimiter({ name: `rl-${Math.random()}`, points: 5, durationSeconds: 60 });
+      const decisions = [];
+      for (let i = 0; i < 6; i++) decisions.push(await limiter.consume("channel-a"));
+      expect(decisions.slice(0, 5).every((d) => d.allowed)).toBe(true);
+      const refused = decisions[5]!;
+      expect(refused.allowed).toBe(false);
+      expect(refused.allowed === false && refused.retryAfterMs).toBeGreaterThan(0);
+      expect((await limiter.consume("channel-b")).allowed).toBe(true);
+    });
+
     it("keeps topics apart and frames intact", async () => {
       const frame = JSON.stringify({ text: "ünïcödé 🎉", nested: { a: [1, 2] } });
       await bus.subscribe("t-a");

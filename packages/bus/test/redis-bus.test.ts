@@ -19,6 +19,24 @@ if (url) {
   });
 }
 
+describe.runIf(url)("RedisBus rate limits", () => {
+  it("share one budget across instances", async () => {
+    const instances = [new RedisBus({ url: url! }), new RedisBus({ url: url! })];
+    try {
+      await Promise.all(instances.map((bus) => bus.connect()));
+      const rule = { name: `shared-${randomUUID()}`, points: 10, durationSeconds: 60 };
+      const [a, b] = instances.map((bus) => bus.rateLimiter(rule));
+      let allowed = 0;
+      for (let i = 0; i < 10; i++) if ((await (i % 2 ? a! : b!).consume("k")).allowed) allowed++;
+      expect(allowed).toBe(10);
+      expect((await a!.consume("k")).allowed).toBe(false);
+      expect((await b!.consume("k")).allowed).toBe(false);
+    } finally {
+      await Promise.all(instances.map((bus) => bus.close()));
+    }
+  });
+});
+
 describe.runIf(url)("RedisBus across a Redis restart", () => {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {

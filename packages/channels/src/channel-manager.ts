@@ -12,6 +12,7 @@ import { streamChannel } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
 import type { OnlineUsers } from "./online-users.ts";
 import { type Access, isAllowed } from "./policy.ts";
+import type { RateLimits } from "./rate-limits.ts";
 import type { OutboundSocket } from "./slow-consumer.ts";
 
 export interface ChannelManagerDeps {
@@ -21,6 +22,7 @@ export interface ChannelManagerDeps {
   metrics: Metrics;
   audit: AuditTrail;
   online: OnlineUsers;
+  limits: RateLimits;
   config: Config;
 }
 
@@ -68,6 +70,9 @@ export class ChannelManager {
   }
 
   async subscribeToChannel(identity: Identity, parsed: ParsedChannelName, lastMessageId?: string) {
+    await this.limited(identity, "subscribe", parsed.name, () =>
+      this.deps.limits.subscribesPerUser(identity.sub),
+    );
     const channel = await this.resolve(identity, parsed, "read", "subscribe");
     const fromSeq = lastMessageId === undefined ? null : this.seqOf(channel, lastMessageId);
     const maxActive =
@@ -118,6 +123,10 @@ export class ChannelManager {
     idempotencyKey: string | null,
   ) {
     const channel = await this.resolve(identity, parsed, "publish", "broadcast");
+    // After authorization: outsiders must not be able to spend a channel's budget.
+    await this.limited(identity, "broadcast", parsed.name, () =>
+      this.deps.limits.broadcastsPerChannel(channel.id),
+    );
     const { message, duplicate } = await this.deps.queue.enqueueMessage(
       channel,
       identity.sub,
@@ -222,6 +231,21 @@ export class ChannelManager {
       throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
     }
     return channel;
+  }
+
+  private async limited(
+    identity: Identity,
+    action: string,
+    channelName: string,
+    consume: () => Promise<void>,
+  ) {
+    try {
+      await consume();
+    } catch (error) {
+      this.deps.metrics.rateLimited.inc();
+      this.audit(identity, action, channelName, "denied", "rate limit");
+      throw error;
+    }
   }
 
   private authorize(

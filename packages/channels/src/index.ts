@@ -30,6 +30,6 @@ export { type AppRouter, appRouter } from "./router/app-router.ts";
 export { type Context, createCallerFactory } from "./router/trpc.ts";
 export { toPlainText } from "./sanitize.ts";
 export { type ChannelServices, createChannelServices } from "./services.ts";
+export { type OutboundSocket, SLOW_CONSUMER_CLOSE_CODE } from "./slow-consumer.ts";
 export { type InstanceStats, instanceStats } from "./stats.ts";
 export { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "./wire-format.ts";
-export { type OutboundSocket, SLOW_CONSUMER_CLOSE_CODE } from "./slow-consumer.ts";

@@ -9,6 +9,7 @@ import { Inflight } from "./inflight.ts";
 import { MessageQueue } from "./message-queue.ts";
 import { createMetrics } from "./metrics.ts";
 import { OnlineUsers } from "./online-users.ts";
+import { createRateLimits } from "./rate-limits.ts";
 
 export interface ServiceDeps {
   config: Config;
@@ -26,6 +27,7 @@ export function createChannelServices(deps: ServiceDeps) {
   const queue = new MessageQueue(deps.store, deps.config.CHANNELS_RETENTION);
   const audit = new AuditTrail(deps.store, instanceId, undefined, deps.onBackgroundError);
   const online = new OnlineUsers();
+  const limits = createRateLimits(deps.bus, deps.config);
   const manager = new ChannelManager({
     store: deps.store,
     queue,
@@ -33,6 +35,7 @@ export function createChannelServices(deps: ServiceDeps) {
     metrics,
     audit,
     online,
+    limits,
     config: deps.config,
   });
   return {

@@ -1,6 +1,7 @@
 import { initTRPC, TRPCError } from "@trpc/server";
 import { findHostileJson } from "../hostile-json.ts";
 import type { Identity } from "../identity.ts";
+import { RateLimitedError } from "../rate-limits.ts";
 import type { ChannelServices } from "../services.ts";
 import type { OutboundSocket } from "../slow-consumer.ts";
 import { channelsTransformer } from "../wire-format.ts";
@@ -15,7 +16,13 @@ export interface Context {
   socket?: OutboundSocket;
 }
 
-const t = initTRPC.context<Context>().create({ transformer: channelsTransformer });
+const t = initTRPC.context<Context>().create({
+  transformer: channelsTransformer,
+  errorFormatter: ({ shape, error }) =>
+    error.cause instanceof RateLimitedError
+      ? { ...shape, data: { ...shape.data, retryAfterMs: error.cause.retryAfterMs } }
+      : shape,
+});
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
