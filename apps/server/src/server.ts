@@ -13,6 +13,7 @@ import {
 } from "@wedsync/channels";
 import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
+import { capMessageRate } from "./message-rate.ts";
 import { type HealthProbes, handleOpsRequest } from "./ops-routes.ts";
 
 export interface ServerOptions {
@@ -112,6 +113,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       metrics.connections.inc();
+      capMessageRate(ws, config.CHANNELS_RATE_MESSAGES_PER_CONNECTION, () => metrics.rateLimited.inc());
       ws.once("close", () => metrics.connections.dec());
       wss.emit("connection", ws, req);
     });

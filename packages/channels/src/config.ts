@@ -35,6 +35,8 @@ const envSchema = z.object({
   CHANNELS_HEARTBEAT_TIMEOUT_MS: positiveInt(10_000),
   CHANNELS_MAX_CONNECTIONS: positiveInt(10_000),
   CHANNELS_MAX_PAYLOAD_BYTES: positiveInt(32_768),
+  /** Messages one WebSocket connection may send per second before it is closed. */
+  CHANNELS_RATE_MESSAGES_PER_CONNECTION: positiveInt(50),
   /** Bytes a socket may have queued for sending before its streams pause (slow consumer). */
   CHANNELS_MAX_BUFFERED_BYTES: positiveInt(1_048_576),
   /** How long a socket may stay over that bound before it is disconnected. */
