@@ -8,11 +8,10 @@ import {
   type ChannelServices,
   type Context,
   channelsWsEncoder,
-  type OutboundSocket,
   type TokenVerifier,
 } from "@wedsync/channels";
 import type { Logger } from "pino";
-import { WebSocketServer } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { capMessageRate } from "./message-rate.ts";
 import { type HealthProbes, handleOpsRequest } from "./ops-routes.ts";
 
@@ -38,6 +37,19 @@ export interface RunningServer {
 
 const TRPC_PATH = "/trpc";
 
+export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
+/** setTimeout's ceiling; a token valid for longer is re-checked when the connection next reconnects. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A socket's identity is fixed at connect: when its token expires, the client must reconnect with a fresh one. */
+function closeAtExpiry(socket: WebSocket, expiresAt: Date) {
+  const timer = setTimeout(
+    () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, "token expired: reconnect with a fresh token"),
+    Math.min(Math.max(0, expiresAt.getTime() - Date.now()), MAX_TIMER_MS),
+  );
+  socket.once("close", () => clearTimeout(timer));
+}
+
 function bearer(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
   return header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
@@ -47,10 +59,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { services, logger } = options;
   const { config, metrics } = services;
 
-  async function contextFor(token: string | undefined, socket?: OutboundSocket): Promise<Context> {
+  async function contextFor(token: string | undefined, socket?: WebSocket): Promise<Context> {
     if (!token) return { identity: null, services, socket };
     try {
-      const { expiresAt: _expiresAt, ...identity } = await options.verifyToken(token);
+      const { expiresAt, ...identity } = await options.verifyToken(token);
+      if (socket) closeAtExpiry(socket, expiresAt);
       return { identity, services, socket };
     } catch (error) {
       metrics.authFailures.inc();
