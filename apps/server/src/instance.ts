@@ -43,6 +43,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     bus,
     onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
   });
+  await services.fanout.start();
   const server = await startServer({
     services,
     verifyToken,

@@ -11,7 +11,7 @@ import type { MessageQueue } from "./message-queue.ts";
 import { streamChannel } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
 import type { OnlineUsers } from "./online-users.ts";
-import { type Access, isAllowed } from "./policy.ts";
+import { type Access, isAllowed, mayGrant } from "./policy.ts";
 import type { RateLimits } from "./rate-limits.ts";
 import type { OutboundSocket } from "./slow-consumer.ts";
 
@@ -51,7 +51,7 @@ export class ChannelManager {
       });
     }
     const existing = await this.deps.store.findChannel(parsed.name);
-    this.authorize(identity, parsed, "create", existing, "create");
+    await this.authorize(identity, parsed, "create", existing, "create");
     const { channel, created } = existing
       ? { channel: existing, created: false }
       : await this.deps.store.upsertChannel({
@@ -64,7 +64,7 @@ export class ChannelManager {
           metadata: options.metadata ?? {},
         });
     // A concurrent create of a creator-owned channel by someone else must not hand it over.
-    if (!created) this.authorize(identity, parsed, "create", channel, "create");
+    if (!created) await this.authorize(identity, parsed, "create", channel, "create");
     if (created) this.audit(identity, "create", parsed.name);
     return toChannelDto(channel);
   }
@@ -174,11 +174,17 @@ export class ChannelManager {
 
   async *streamEvents(
     identity: Identity,
+    parsed: ParsedChannelName,
     opened: Awaited<ReturnType<ChannelManager["openStream"]>>,
     signal: AbortSignal,
     socket?: OutboundSocket,
   ) {
     const { channel } = opened;
+    const stillAllowed = async () =>
+      isAllowed(identity, parsed.address, "read", {
+        createdBy: channel.createdBy,
+        granted: await this.deps.store.hasGrant(channel.id, identity.sub),
+      });
     const leave = this.deps.online.enter(channel.id, identity.sub);
     try {
       yield* streamChannel({
@@ -187,6 +193,8 @@ export class ChannelManager {
         fanout: this.deps.fanout,
         metrics: this.deps.metrics,
         signal,
+        userId: identity.sub,
+        stillAllowed,
         socket,
         sendLimits: {
           maxBufferedBytes: this.deps.config.CHANNELS_MAX_BUFFERED_BYTES,
@@ -198,6 +206,23 @@ export class ChannelManager {
     } finally {
       leave();
     }
+  }
+
+  /** Shares the channel with a user beyond its name's audience. Owners only. */
+  async grantAccess(identity: Identity, parsed: ParsedChannelName, userId: string) {
+    const channel = await this.resolveOwned(identity, parsed, "grant");
+    const granted = await this.deps.store.grant(channel.id, userId, identity.sub);
+    this.audit(identity, "grant", parsed.name, "ok", null, { userId });
+    return { granted };
+  }
+
+  /** Takes a grant back; the user's live streams on every instance end unless the name still admits them. */
+  async revokeAccess(identity: Identity, parsed: ParsedChannelName, userId: string) {
+    const channel = await this.resolveOwned(identity, parsed, "revoke");
+    const revoked = await this.deps.store.revoke(channel.id, userId);
+    await this.deps.fanout.revoke(channel.id, userId);
+    this.audit(identity, "revoke", parsed.name, "ok", null, { userId });
+    return { revoked };
   }
 
   /** Null when another instance is cleaning up right now. */
@@ -222,10 +247,27 @@ export class ChannelManager {
 
   /** FORBIDDEN for outsiders whether or not the channel exists; NOT_FOUND only for would-be members. */
   private async resolve(identity: Identity, parsed: ParsedChannelName, access: Access, action: string) {
-    const ownedByCreator = parsed.address.kind === "form-response";
-    if (!ownedByCreator) this.authorize(identity, parsed, access, undefined, action);
+    const byName = isAllowed(identity, parsed.address, access);
     const channel = await this.deps.store.findChannel(parsed.name);
-    if (ownedByCreator) this.authorize(identity, parsed, access, channel, action);
+    if (!byName) await this.authorize(identity, parsed, access, channel ?? null, action);
+    if (!channel) {
+      this.audit(identity, action, parsed.name, "denied", "not found");
+      throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
+    }
+    return channel;
+  }
+
+  /** For grant/revoke: owning members get NOT_FOUND for a missing channel, everyone else FORBIDDEN. */
+  private async resolveOwned(identity: Identity, parsed: ParsedChannelName, action: string) {
+    const channel = await this.deps.store.findChannel(parsed.name);
+    const owner = mayGrant(identity, parsed.address, channel?.createdBy ?? "");
+    if (!owner) {
+      this.audit(identity, action, parsed.name, "denied", "not an owner");
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: `only the owners of ${parsed.name} may ${action} access`,
+      });
+    }
     if (!channel) {
       this.audit(identity, action, parsed.name, "denied", "not found");
       throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
@@ -248,14 +290,23 @@ export class ChannelManager {
     }
   }
 
-  private authorize(
+  /**
+   * Allows or throws FORBIDDEN (audited). `channel` undefined means "not looked up" (name and token
+   * decide); null means "looked up, does not exist" (only creating is possible then).
+   */
+  private async authorize(
     identity: Identity,
     parsed: ParsedChannelName,
     access: Access,
-    channel: ChannelRow | undefined,
+    channel: ChannelRow | null | undefined,
     action: string,
   ) {
-    if (isAllowed(identity, parsed.address, access, channel)) return;
+    const facts = channel
+      ? { createdBy: channel.createdBy, granted: await this.deps.store.hasGrant(channel.id, identity.sub) }
+      : undefined;
+    const allowed =
+      channel === null && access !== "create" ? false : isAllowed(identity, parsed.address, access, facts);
+    if (allowed) return;
     this.audit(identity, action, parsed.name, "denied", `no ${access} access`);
     throw new TRPCError({ code: "FORBIDDEN", message: `you may not ${access} ${parsed.name}` });
   }

@@ -4,6 +4,8 @@ import type { ChannelMessage } from "./message.ts";
 import { decodeMessage, encodeMessage } from "./wire-format.ts";
 
 const topicOf = (channelId: string) => `ch:${channelId}`;
+/** Every instance listens here for the whole of its life. */
+const REVOCATIONS = "ctl:revocations";
 
 /**
  * This instance's side of fan-out: one bus subscription per channel while at least one local
@@ -18,6 +20,16 @@ export class LocalFanout {
     bus.onResync(() => {
       for (const set of this.listeners.values()) for (const listener of set) listener.resync();
     });
+  }
+
+  /** Subscribes the instance-wide control topic; call once before serving. */
+  start(): Promise<void> {
+    return this.bus.subscribe(REVOCATIONS);
+  }
+
+  /** Tells every instance that `userId` lost its grant on the channel. */
+  revoke(channelId: string, userId: string): Promise<void> {
+    return this.bus.publish(REVOCATIONS, JSON.stringify({ channelId, userId }));
   }
 
   publish(channelId: string, message: ChannelMessage): Promise<void> {
@@ -62,9 +74,17 @@ export class LocalFanout {
   }
 
   private dispatch(topic: string, frame: string) {
+    if (topic === REVOCATIONS) return this.dispatchRevocation(frame);
     const set = this.listeners.get(topic);
     if (!set) return;
     const message = decodeMessage(frame);
     for (const listener of set) listener.deliver(message);
+  }
+
+  private dispatchRevocation(frame: string) {
+    const { channelId, userId } = JSON.parse(frame) as { channelId: string; userId: string };
+    for (const listener of this.listeners.get(topicOf(channelId)) ?? []) {
+      if (listener.userId === userId) listener.revoke();
+    }
   }
 }

@@ -2,9 +2,13 @@ import type { ChannelMessage } from "./message.ts";
 
 /** Receives live messages for one subscriber of one channel. */
 export interface FanoutListener {
+  /** Whose stream this is, so a revocation can reach it. */
+  readonly userId: string;
   deliver(message: ChannelMessage): void;
   /** Live messages may have been lost: the subscriber must re-read the store. */
   resync(): void;
+  /** The user's grant on the channel was revoked: the stream re-checks its access. */
+  revoke(): void;
 }
 
 /**
@@ -15,9 +19,13 @@ export class Inbox implements FanoutListener {
   private items: ChannelMessage[] = [];
   private head = 0;
   private lost = false;
+  private revoked = false;
   private wake: (() => void) | undefined;
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    readonly userId: string,
+  ) {}
 
   deliver(message: ChannelMessage) {
     if (this.lost) return;
@@ -31,6 +39,18 @@ export class Inbox implements FanoutListener {
     this.items = [];
     this.head = 0;
     this.notify();
+  }
+
+  revoke() {
+    this.revoked = true;
+    this.notify();
+  }
+
+  /** True once after a revocation reached this stream. */
+  takeRevoked(): boolean {
+    const revoked = this.revoked;
+    this.revoked = false;
+    return revoked;
   }
 
   /** True once after messages were dropped; the caller then reads the store. */
@@ -52,7 +72,8 @@ export class Inbox implements FanoutListener {
 
   /** Resolves when something arrives or the signal aborts; never rejects. */
   wait(signal: AbortSignal): Promise<void> {
-    if (this.lost || this.head < this.items.length || signal.aborted) return Promise.resolve();
+    if (this.lost || this.revoked || this.head < this.items.length || signal.aborted)
+      return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         signal.removeEventListener("abort", done);

@@ -1,4 +1,4 @@
-import { tracked } from "@trpc/server";
+import { TRPCError, tracked } from "@trpc/server";
 import type { ChannelRow, ChannelStore } from "@wedsync/db";
 import type { LocalFanout } from "./fanout.ts";
 import { Inbox } from "./inbox.ts";
@@ -16,6 +16,10 @@ export interface StreamOptions {
   /** The resume id named another epoch of the channel: announce a reset, then replay from the start. */
   otherEpoch?: boolean;
   signal: AbortSignal;
+  /** Whose stream this is; revocations for this user make the stream re-check access. */
+  userId: string;
+  /** Re-checks read access after a revocation (false ends the stream with FORBIDDEN). */
+  stillAllowed: () => Promise<boolean>;
   /** The socket the stream writes to; while its send buffer is full the stream pauses. */
   socket?: OutboundSocket;
   sendLimits: SendBufferLimits;
@@ -31,7 +35,7 @@ export interface StreamOptions {
  */
 export async function* streamChannel(options: StreamOptions) {
   const { store, fanout, metrics, channel, signal } = options;
-  const inbox = new Inbox(options.inboxCapacity);
+  const inbox = new Inbox(options.inboxCapacity, options.userId);
   const stopListening = await fanout.listen(channel.id, inbox);
   metrics.subscriptions.inc();
 
@@ -91,6 +95,9 @@ export async function* streamChannel(options: StreamOptions) {
     }
 
     while (!signal.aborted) {
+      if (inbox.takeRevoked() && !(await options.stillAllowed())) {
+        throw new TRPCError({ code: "FORBIDDEN", message: `your access to ${channel.name} was revoked` });
+      }
       if (inbox.takeLost()) {
         metrics.resyncs.inc();
         const caughtUp = yield* catchUp(cursor, cursor);

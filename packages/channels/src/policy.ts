@@ -6,19 +6,12 @@ export type Access = "read" | "publish" | "create";
 /** What the policy needs of a stored channel beyond its name. */
 export interface ChannelFacts {
   createdBy: string;
+  /** The caller holds a grant on this channel (channel.grant). */
+  granted: boolean;
 }
 
-/**
- * Decides access from the channel name and the token (and, for creator-owned channels, the row).
- * Admins see metadata and metrics, never payloads, so they get no channel access here.
- */
-export function isAllowed(
-  identity: Identity,
-  address: ChannelAddress,
-  access: Access,
-  facts?: ChannelFacts,
-): boolean {
-  if (identity.role === "admin") return false;
+/** The audience a channel's name gives it, from the token's memberships alone. */
+function nameAudience(identity: Identity, address: ChannelAddress): boolean {
   const supplier = (id: string) => identity.suppliers.includes(id);
   const couple = (id: string) => identity.couples.includes(id);
   switch (address.kind) {
@@ -33,9 +26,33 @@ export function isAllowed(
     case "venue-broadcast":
       return identity.venues.includes(address.venueId);
     case "form-response":
-      // Owned by whoever created it; before it exists only creation is open.
-      return access === "create"
-        ? facts === undefined || facts.createdBy === identity.sub
-        : facts?.createdBy === identity.sub;
+      // A form response belongs to whoever created it, not to a name audience.
+      return false;
   }
+}
+
+/**
+ * Decides access from the name and the token, and — only when those do not already allow it —
+ * from the stored channel (its creator, the caller's grant). Grants give read everywhere and
+ * publish everywhere except venue broadcasts. Admins see metadata and metrics, never payloads.
+ */
+export function isAllowed(
+  identity: Identity,
+  address: ChannelAddress,
+  access: Access,
+  facts?: ChannelFacts,
+): boolean {
+  if (identity.role === "admin") return false;
+  if (nameAudience(identity, address)) return true;
+  if (address.kind === "form-response") {
+    if (!facts) return access === "create";
+    if (facts.createdBy === identity.sub) return true;
+  }
+  if (!facts?.granted) return false;
+  return access !== "publish" || address.kind !== "venue-broadcast";
+}
+
+/** Who may share a channel: its owning members (the name's publishers) or a form's creator; never grantees. */
+export function mayGrant(identity: Identity, address: ChannelAddress, createdBy: string): boolean {
+  return isAllowed(identity, address, "publish", { createdBy, granted: false });
 }

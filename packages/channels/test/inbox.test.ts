@@ -6,7 +6,7 @@ const message = (seq: number) => ({ seq }) as ChannelMessage;
 
 describe("Inbox", () => {
   it("hands out messages in arrival order", () => {
-    const inbox = new Inbox(10);
+    const inbox = new Inbox(10, "u1");
     for (const seq of [1, 2, 3]) inbox.deliver(message(seq));
     expect([inbox.take()?.seq, inbox.take()?.seq, inbox.take()?.seq, inbox.take()]).toEqual([
       1,
@@ -17,7 +17,7 @@ describe("Inbox", () => {
   });
 
   it("drops everything and flags a resync instead of growing past its capacity", () => {
-    const inbox = new Inbox(2);
+    const inbox = new Inbox(2, "u1");
     for (const seq of [1, 2, 3, 4]) inbox.deliver(message(seq));
     expect(inbox.takeLost()).toBe(true);
     expect(inbox.take()).toBeUndefined();
@@ -27,7 +27,7 @@ describe("Inbox", () => {
   });
 
   it("wakes a waiting reader on delivery and on abort", async () => {
-    const inbox = new Inbox(2);
+    const inbox = new Inbox(2, "u1");
     const waiting = inbox.wait(new AbortController().signal);
     inbox.deliver(message(1));
     await waiting;

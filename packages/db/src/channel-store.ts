@@ -1,4 +1,4 @@
-import type { AuditRow, ChannelRow, MessageRow, NewAuditRow, SubscriptionRow } from "./schema.ts";
+import type { AuditRow, ChannelRow, GrantRow, MessageRow, NewAuditRow, SubscriptionRow } from "./schema.ts";
 
 export interface NewChannel {
   name: string;
@@ -88,6 +88,12 @@ export interface ChannelStore {
   deleteExpiredMessages(now: Date): Promise<number | null>;
   /** Deletes channels idle since `before` that nobody is subscribed to; null as above. */
   deleteInactiveChannels(before: Date): Promise<number | null>;
+  /** Returns false when the user already had a grant. */
+  grant(channelId: string, userId: string, grantedBy: string): Promise<boolean>;
+  /** Removes the grant and deactivates the user's subscription; false when there was no grant. */
+  revoke(channelId: string, userId: string): Promise<boolean>;
+  hasGrant(channelId: string, userId: string): Promise<boolean>;
+  listGrants(channelId: string): Promise<GrantRow[]>;
   writeAudit(rows: NewAuditRow[]): Promise<void>;
   readAudit(query: AuditQuery): Promise<AuditRow[]>;
   counts(now: Date): Promise<StoreCounts>;

@@ -9,7 +9,15 @@ import type {
   SubscribeResult,
 } from "./channel-store.ts";
 import type { Database } from "./client.ts";
-import { auditLog, channels, type MessageRow, messages, type NewAuditRow, subscriptions } from "./schema.ts";
+import {
+  auditLog,
+  channels,
+  grants,
+  type MessageRow,
+  messages,
+  type NewAuditRow,
+  subscriptions,
+} from "./schema.ts";
 
 const UNIQUE_VIOLATION = "23505";
 const CLEANUP_BATCH = 10_000;
@@ -318,6 +326,46 @@ export class DrizzleChannelStore implements ChannelStore {
       const [lock] = rowsOf<{ locked: boolean }>(result);
       return lock?.locked ? work(tx) : null;
     });
+  }
+
+  async grant(channelId: string, userId: string, grantedBy: string) {
+    const rows = await this.db
+      .insert(grants)
+      .values({ channelId, userId, grantedBy })
+      .onConflictDoNothing()
+      .returning({ userId: grants.userId });
+    return rows.length > 0;
+  }
+
+  revoke(channelId: string, userId: string) {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx
+        .delete(grants)
+        .where(and(eq(grants.channelId, channelId), eq(grants.userId, userId)))
+        .returning({ userId: grants.userId });
+      await tx
+        .update(subscriptions)
+        .set({ active: false, updatedAt: sql`now()` })
+        .where(and(eq(subscriptions.channelId, channelId), eq(subscriptions.userId, userId)));
+      return rows.length > 0;
+    });
+  }
+
+  async hasGrant(channelId: string, userId: string) {
+    const rows = await this.db
+      .select({ userId: grants.userId })
+      .from(grants)
+      .where(and(eq(grants.channelId, channelId), eq(grants.userId, userId)))
+      .limit(1);
+    return rows.length > 0;
+  }
+
+  listGrants(channelId: string) {
+    return this.db
+      .select()
+      .from(grants)
+      .where(eq(grants.channelId, channelId))
+      .orderBy(asc(grants.createdAt));
   }
 
   async writeAudit(rows: NewAuditRow[]) {

@@ -81,6 +81,20 @@ export const messages = pgTable(
   ],
 );
 
+/** Access shared beyond a channel's name audience (channel.grant / channel.revoke). */
+export const grants = pgTable(
+  "channel_grants",
+  {
+    channelId: uuid("channel_id")
+      .notNull()
+      .references(() => channels.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull(),
+    grantedBy: text("granted_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.channelId, t.userId] }), index("channel_grants_user_idx").on(t.userId)],
+);
+
 export const auditOutcome = pgEnum("audit_outcome", ["ok", "denied", "error"]);
 
 export const auditLog = pgTable(
@@ -105,5 +119,6 @@ export const auditLog = pgTable(
 export type ChannelRow = typeof channels.$inferSelect;
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
+export type GrantRow = typeof grants.$inferSelect;
 export type AuditRow = typeof auditLog.$inferSelect;
 export type NewAuditRow = typeof auditLog.$inferInsert;

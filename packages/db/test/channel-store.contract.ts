@@ -641,6 +641,34 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
       });
     });
 
+    describe("grants", () => {
+      it("grants once, lists, and revokes, deactivating the revoked user's subscription", async () => {
+        const c = await channel();
+        const [guest, other] = [user(), user()];
+        expect(await store().grant(c.id, guest, "creator-1")).toBe(true);
+        expect(await store().grant(c.id, guest, "creator-1")).toBe(false);
+        expect(await store().hasGrant(c.id, guest)).toBe(true);
+        expect(await store().hasGrant(c.id, other)).toBe(false);
+        expect((await store().listGrants(c.id)).map((g) => [g.userId, g.grantedBy])).toEqual([
+          [guest, "creator-1"],
+        ]);
+
+        await subscribe(c.id, guest);
+        expect(await store().activeSubscription(c.id, guest)).toBeDefined();
+        expect(await store().revoke(c.id, guest)).toBe(true);
+        expect(await store().hasGrant(c.id, guest)).toBe(false);
+        expect(await store().activeSubscription(c.id, guest)).toBeUndefined();
+        expect(await store().revoke(c.id, guest)).toBe(false);
+      });
+
+      it("grants of one channel say nothing about another", async () => {
+        const [a, b] = [await channel(), await channel()];
+        const guest = user();
+        await store().grant(a.id, guest, "creator-1");
+        expect(await store().hasGrant(b.id, guest)).toBe(false);
+      });
+    });
+
     describe("counts", () => {
       it("counts channels, active subscriptions and unexpired messages", async () => {
         const before = await store().counts(new Date());

@@ -2,6 +2,7 @@ import { TRPCError } from "@trpc/server";
 import { z } from "zod";
 import { channelNameSchema, parseChannelName, segmentSchema } from "../channel-name.ts";
 import { eventSchema } from "../events.ts";
+import { identityClaimsSchema } from "../identity.ts";
 import { authedProcedure, router } from "./trpc.ts";
 
 const messageIdSchema = z.string().min(1).max(128);
@@ -15,6 +16,7 @@ const metadataSchema = z
   );
 
 const channelInput = z.object({ channelName: channelNameSchema });
+const userIdSchema = identityClaimsSchema.shape.sub;
 
 export const channelRouter = router({
   create: authedProcedure
@@ -74,6 +76,18 @@ export const channelRouter = router({
     .input(channelInput)
     .query(({ ctx, input }) => ctx.services.manager.getChannelSubscribers(ctx.identity, input.channelName)),
 
+  grant: authedProcedure
+    .input(z.object({ channelName: channelNameSchema, userId: userIdSchema }))
+    .mutation(({ ctx, input }) =>
+      ctx.services.manager.grantAccess(ctx.identity, input.channelName, input.userId),
+    ),
+
+  revoke: authedProcedure
+    .input(z.object({ channelName: channelNameSchema, userId: userIdSchema }))
+    .mutation(({ ctx, input }) =>
+      ctx.services.manager.revokeAccess(ctx.identity, input.channelName, input.userId),
+    ),
+
   list: authedProcedure.query(({ ctx }) => ctx.services.manager.listChannels(ctx.identity)),
 
   events: authedProcedure
@@ -85,6 +99,7 @@ export const channelRouter = router({
         input.channelName,
         input.lastEventId ?? undefined,
       );
-      yield* manager.streamEvents(ctx.identity, opened, signal ?? new AbortController().signal, ctx.socket);
+      const abort = signal ?? new AbortController().signal;
+      yield* manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
     }),
 });
