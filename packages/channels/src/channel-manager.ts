@@ -8,7 +8,7 @@ import type { LocalFanout } from "./fanout.ts";
 import type { Identity } from "./identity.ts";
 import { parseMessageId } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
-import { streamChannel } from "./message-stream.ts";
+import { openChannelStream } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
 import type { OnlineUsers } from "./online-users.ts";
 import { type Access, isAllowed, mayGrant } from "./policy.ts";
@@ -172,7 +172,8 @@ export class ChannelManager {
     return { channel, afterSeq, otherEpoch };
   }
 
-  async *streamEvents(
+  /** Resolves once the stream listens (see openChannelStream); iterate the result to receive. */
+  async streamEvents(
     identity: Identity,
     parsed: ParsedChannelName,
     opened: Awaited<ReturnType<ChannelManager["openStream"]>>,
@@ -186,26 +187,26 @@ export class ChannelManager {
         granted: await this.deps.store.hasGrant(channel.id, identity.sub),
       });
     const leave = this.deps.online.enter(channel.id, identity.sub);
-    try {
-      yield* streamChannel({
-        ...opened,
-        store: this.deps.store,
-        fanout: this.deps.fanout,
-        metrics: this.deps.metrics,
-        signal,
-        userId: identity.sub,
-        stillAllowed,
-        socket,
-        sendLimits: {
-          maxBufferedBytes: this.deps.config.CHANNELS_MAX_BUFFERED_BYTES,
-          timeoutMs: this.deps.config.CHANNELS_SLOW_CONSUMER_TIMEOUT_MS,
-        },
-        inboxCapacity: INBOX_CAPACITY,
-        pageSize: STREAM_PAGE,
-      });
-    } finally {
+    return openChannelStream({
+      ...opened,
+      onEnd: leave,
+      store: this.deps.store,
+      fanout: this.deps.fanout,
+      metrics: this.deps.metrics,
+      signal,
+      userId: identity.sub,
+      stillAllowed,
+      socket,
+      sendLimits: {
+        maxBufferedBytes: this.deps.config.CHANNELS_MAX_BUFFERED_BYTES,
+        timeoutMs: this.deps.config.CHANNELS_SLOW_CONSUMER_TIMEOUT_MS,
+      },
+      inboxCapacity: INBOX_CAPACITY,
+      pageSize: STREAM_PAGE,
+    }).catch((error) => {
       leave();
-    }
+      throw error;
+    });
   }
 
   /** Shares the channel with a user beyond its name's audience. Owners only. */

@@ -1,5 +1,5 @@
 import { TRPCError, tracked } from "@trpc/server";
-import type { ChannelRow, ChannelStore } from "@wedsync/db";
+import type { ChannelRow, ChannelStore, RetainedRange } from "@wedsync/db";
 import type { LocalFanout } from "./fanout.ts";
 import { Inbox } from "./inbox.ts";
 import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
@@ -20,6 +20,8 @@ export interface StreamOptions {
   userId: string;
   /** Re-checks read access after a revocation (false ends the stream with FORBIDDEN). */
   stillAllowed: () => Promise<boolean>;
+  /** Called once when the stream ends (or is abandoned before it started). */
+  onEnd?: () => void;
   /** The socket the stream writes to; while its send buffer is full the stream pauses. */
   socket?: OutboundSocket;
   sendLimits: SendBufferLimits;
@@ -27,16 +29,61 @@ export interface StreamOptions {
   pageSize: number;
 }
 
+/** tRPC drops a subscription whose socket closed before it started iterating, without ending it. */
+const UNCLAIMED_STREAM_MS = 30_000;
+
 /**
  * A channel's messages after a cursor, gap-free and duplicate-free: listen first, then read the
- * store, then stream live, dropping what the cursor has passed. A live seq that skips ahead, or a
- * dropped inbox, sends the stream back to the store. What retention already removed is announced
- * with a `reset` item instead of being skipped silently.
+ * store, then stream live, dropping what the cursor has passed. Listening and reading the head
+ * happen before this resolves (before tRPC tells the client `started`), so whatever is published
+ * once the client has seen `started` reaches it. A live seq that skips ahead, or a dropped inbox,
+ * sends the stream back to the store. What retention already removed is announced with a `reset`
+ * item instead of being skipped silently.
  */
-export async function* streamChannel(options: StreamOptions) {
-  const { store, fanout, metrics, channel, signal } = options;
+export async function openChannelStream(options: StreamOptions) {
   const inbox = new Inbox(options.inboxCapacity, options.userId);
-  const stopListening = await fanout.listen(channel.id, inbox);
+  const stopListening = await options.fanout.listen(options.channel.id, inbox);
+  let range: RetainedRange;
+  try {
+    range = await options.store.retainedRange(options.channel.id, new Date());
+  } catch (error) {
+    stopListening();
+    throw error;
+  }
+  const end = () => {
+    stopListening();
+    options.onEnd?.();
+  };
+  const claim = { state: "waiting" as "waiting" | "claimed" | "abandoned" };
+  const unclaimed = setTimeout(() => {
+    if (claim.state !== "waiting") return;
+    claim.state = "abandoned";
+    end();
+  }, UNCLAIMED_STREAM_MS);
+  unclaimed.unref();
+  return stream(
+    options,
+    inbox,
+    range,
+    () => {
+      if (claim.state === "abandoned") return false;
+      claim.state = "claimed";
+      clearTimeout(unclaimed);
+      return true;
+    },
+    end,
+  );
+}
+
+async function* stream(
+  options: StreamOptions,
+  inbox: Inbox,
+  range: RetainedRange,
+  claim: () => boolean,
+  end: () => void,
+) {
+  if (!claim()) return;
+  const { store, metrics, channel, signal } = options;
   metrics.subscriptions.inc();
 
   const reset = (reason: ChannelReset["reason"], oldestSeq: number | null, atSeq: number) =>
@@ -80,7 +127,6 @@ export async function* streamChannel(options: StreamOptions) {
   }
 
   try {
-    const range = await store.retainedRange(channel.id, new Date());
     let cursor: number;
     if (options.afterSeq === null) {
       cursor = range.lastSeq;
@@ -124,6 +170,6 @@ export async function* streamChannel(options: StreamOptions) {
     }
   } finally {
     metrics.subscriptions.dec();
-    stopListening();
+    end();
   }
 }

@@ -92,7 +92,9 @@ export const channelRouter = router({
 
   events: authedProcedure
     .input(z.object({ channelName: channelNameSchema, lastEventId: messageIdSchema.nullish() }))
-    .subscription(async function* ({ ctx, input, signal }) {
+    // Opened in a middleware, which tRPC awaits before it answers `started`: access errors arrive
+    // as errors, and nothing published after the client has seen `started` is missed.
+    .use(async ({ ctx, input, signal, next }) => {
       const { manager } = ctx.services;
       const opened = await manager.openStream(
         ctx.identity,
@@ -100,6 +102,10 @@ export const channelRouter = router({
         input.lastEventId ?? undefined,
       );
       const abort = signal ?? new AbortController().signal;
-      yield* manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
+      const events = await manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
+      return next({ ctx: { events } });
+    })
+    .subscription(async function* ({ ctx }) {
+      yield* ctx.events;
     }),
 });
