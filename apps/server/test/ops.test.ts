@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { codeOf, events, startTestServer, type TestServer, uid } from "./harness.ts";
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function metrics(): Promise<string> {
+  const response = await fetch(`${server.url}/metrics`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
+  return response.text();
+}
+
+/** The value of an unlabelled sample in Prometheus text format. */
+function sample(text: string, name: string): number {
+  const match = new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(text);
+  if (!match) throw new Error(`metric ${name} not found in:\n${text}`);
+  return Number(match[1]);
+}
+
+describe("ops endpoints", () => {
+  it("GET /healthz is 200 with the instance id", async () => {
+    const response = await fetch(`${server.url}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok", instanceId: server.instance.services.instanceId });
+  });
+
+  it("GET /readyz is 200 once the database answers", async () => {
+    const response = await fetch(`${server.url}/readyz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ status: "ready", database: "ok" });
+  });
+
+  it("unknown paths are 404 and other methods 405", async () => {
+    expect((await fetch(`${server.url}/nope`)).status).toBe(404);
+    expect((await fetch(`${server.url}/healthz`, { method: "POST" })).status).toBe(405);
+  });
+
+  it("/metrics exposes the documented names", async () => {
+    const text = await metrics();
+    for (const name of [
+      "channels_connections",
+      "channels_subscriptions",
+      "channels_channels",
+      "channels_broadcasts_total",
+      "channels_deliveries_total",
+      "channels_delivery_latency_seconds",
+      "channels_slow_consumers_dropped_total",
+      "channels_auth_failures_total",
+      "channels_rate_limited_total",
+    ]) {
+      expect(text).toContain(`# TYPE ${name} `);
+    }
+  });
+
+  it("channels_broadcasts_total and channels_deliveries_total count broadcasts and deliveries", async () => {
+    const s = uid("s");
+    const member = server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
+    const colleague = server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
+    const { name } = await member.trpc.channel.create.mutate({
+      scope: "supplier",
+      entity: "dashboard",
+      entityId: s,
+    });
+    const opening = await member.trpc.channel.broadcast.mutate({
+      channelName: name,
+      event: "message.posted",
+      payload: { text: "opening" },
+    });
+    const stream = events(colleague, name, opening.id);
+
+    const before = await metrics();
+    for (let i = 0; i < 3; i++) {
+      await member.trpc.channel.broadcast.mutate({
+        channelName: name,
+        event: "message.posted",
+        payload: { text: `m${i}` },
+      });
+    }
+    // An idempotent retry is not a new broadcast.
+    const keyed = {
+      channelName: name,
+      event: "message.posted",
+      payload: { text: "once" },
+      idempotencyKey: "k",
+    } as const;
+    await member.trpc.channel.broadcast.mutate(keyed);
+    await member.trpc.channel.broadcast.mutate(keyed);
+    await stream.until(4);
+    const after = await metrics();
+
+    expect(sample(after, "channels_broadcasts_total") - sample(before, "channels_broadcasts_total")).toBe(4);
+    expect(sample(after, "channels_deliveries_total") - sample(before, "channels_deliveries_total")).toBe(4);
+    expect(sample(after, "channels_subscriptions")).toBeGreaterThanOrEqual(1);
+    expect(sample(after, "channels_connections")).toBeGreaterThanOrEqual(1);
+    stream.unsubscribe();
+  });
+
+  it("refused tokens are counted in channels_auth_failures_total", async () => {
+    const before = sample(await metrics(), "channels_auth_failures_total");
+    const client = server.clientWithToken("garbage");
+    expect(await codeOf(client.trpc.channel.list.query())).toBe("UNAUTHORIZED");
+    expect(await codeOf(client.trpc.queue.pending.query())).toBe("UNAUTHORIZED");
+    expect(sample(await metrics(), "channels_auth_failures_total")).toBe(before + 2);
+  });
+});
