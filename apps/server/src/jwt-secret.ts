@@ -5,7 +5,7 @@ import type { Config } from "@wedsync/channels";
 
 /**
  * The HS256 secret: CHANNELS_JWT_SECRET, or in the embedded default one generated on first start
- * and kept under the data dir so that tokens minted with `pnpm token` stay valid across restarts.
+ * and kept under the data dir so that tokens minted with `pnpm run token` stay valid across restarts.
  */
 export function resolveJwtSecret(config: Config): { secret: string; source: string } | undefined {
   if (config.CHANNELS_JWT_SECRET)

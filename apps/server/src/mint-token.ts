@@ -3,7 +3,7 @@ import { identityClaimsSchema, mintToken } from "@wedsync/channels";
 import { resolveJwtSecret } from "./jwt-secret.ts";
 import { loadServerConfig } from "./server-config.ts";
 
-const usage = `usage: pnpm token -- --sub <userId> --role <supplier|couple|coordinator|admin>
+const usage = `usage: pnpm run token -- --sub <userId> --role <supplier|couple|coordinator|admin>
   [--tier free|paid] [--supplier id]... [--couple id]... [--venue id]... [--expires 12h]`;
 
 const { values } = parseArgs({

@@ -320,6 +320,27 @@ describe("raw HTTP bodies", () => {
     await expectNothingWritten(w);
   });
 
+  it("prototype-pollution keys and absurd nesting in the raw JSON are BAD_REQUEST and write nothing", async () => {
+    const w = await watchedChannel();
+    const json = { "content-type": "application/json" };
+    const form = (fields: string) =>
+      `{"json":{"channelName":"${w.name}","event":"form.response","payload":{"formId":"f","submissionId":"s","fields":${fields}}}}`;
+    for (const body of [
+      form('{"__proto__":{"polluted":true}}'),
+      form('{"constructor":{"prototype":{"polluted":true}}}'),
+      `{"json":{"channelName":"${w.name}","event":"message.posted","payload":{"text":"x"},"__proto__":{"admin":true}}}`,
+      `{"json":${"[".repeat(5_000)}${"]".repeat(5_000)}}`,
+    ]) {
+      const response = await rawBroadcast(w, { body, headers: json });
+      expect({ body: body.slice(0, 80), status: response.status }).toEqual({
+        body: body.slice(0, 80),
+        status: 400,
+      });
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    await expectNothingWritten(w);
+  });
+
   it("a body without a JSON content type, a GET to a mutation and an oversized body are refused and write nothing", async () => {
     const w = await watchedChannel();
     const untyped = await rawBroadcast(w, { body: "garbage" });

@@ -286,6 +286,23 @@ describe("resuming past retention", () => {
     again.unsubscribe();
   });
 
+  it("channel.subscribe from before retention reports the loss next to what it still has", async () => {
+    const { w, couple, sent } = partlyExpired;
+    const { missed, reset } = await couple.trpc.channel.subscribe.mutate({
+      channelName: w.channel,
+      lastMessageId: sent[0]!.id,
+    });
+    expect(reset).toMatchObject({ type: "reset", channel: w.channel, reason: "retention" });
+    expect(reset?.oldestSeq ?? null).toBe(missed[0]?.seq ?? null);
+    expect(missed.every((m) => m.seq > 3)).toBe(true);
+
+    const fromHead = await couple.trpc.channel.subscribe.mutate({
+      channelName: w.channel,
+      lastMessageId: (missed.at(-1) ?? sent.at(-1))!.id,
+    });
+    expect(fromHead.reset).toBeNull();
+  });
+
   it("a partly expired gap: a reset naming the oldest retained seq, then the retained messages, then live", async () => {
     const { w, couple, sent } = partlyExpired;
     await post(w.supplier, w.channel, "kept 1");

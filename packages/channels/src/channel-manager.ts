@@ -6,7 +6,7 @@ import type { Config } from "./config.ts";
 import type { ChannelEvent } from "./events.ts";
 import type { LocalFanout } from "./fanout.ts";
 import type { Identity } from "./identity.ts";
-import { parseMessageId } from "./message.ts";
+import { type ChannelReset, parseMessageId } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
 import { openChannelStream } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
@@ -90,11 +90,14 @@ export class ChannelManager {
         message: `the ${identity.tier} tier allows ${maxActive} active channel subscriptions; unsubscribe from one first`,
       });
     }
-    const missed = await this.deps.queue.messagesAfter(
-      channel,
-      result.subscription.cursorSeq,
-      MISSED_LIMIT + 1,
-    );
+    const cursor = result.subscription.cursorSeq;
+    const missed = await this.deps.queue.messagesAfter(channel, cursor, MISSED_LIMIT + 1);
+    // Messages after the cursor that retention already removed are reported, never skipped silently.
+    const firstKept = missed[0]?.seq ?? channel.lastSeq + 1;
+    const reset: ChannelReset | null =
+      firstKept > cursor + 1 && channel.lastSeq > cursor
+        ? { type: "reset", channel: channel.name, reason: "retention", oldestSeq: missed[0]?.seq ?? null }
+        : null;
     this.audit(identity, "subscribe", parsed.name);
     return {
       subscription: {
@@ -106,6 +109,7 @@ export class ChannelManager {
       },
       missed: missed.slice(0, MISSED_LIMIT),
       hasMore: missed.length > MISSED_LIMIT,
+      reset,
     };
   }
 
@@ -123,6 +127,13 @@ export class ChannelManager {
     idempotencyKey: string | null,
   ) {
     const channel = await this.resolve(identity, parsed, "publish", "broadcast");
+    // A retry of a stored broadcast is answered without spending the channel's budget.
+    const retried =
+      idempotencyKey === null ? undefined : await this.deps.queue.findRetried(channel, idempotencyKey);
+    if (retried) {
+      this.audit(identity, "broadcast", parsed.name, "ok", "idempotent retry", { seq: retried.seq });
+      return { id: retried.id, seq: retried.seq, duplicate: true };
+    }
     // After authorization: outsiders must not be able to spend a channel's budget.
     await this.limited(identity, "broadcast", parsed.name, () =>
       this.deps.limits.broadcastsPerChannel(channel.id),

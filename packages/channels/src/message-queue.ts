@@ -30,6 +30,12 @@ export class MessageQueue {
     return { message: toChannelMessage(message, channel.name), duplicate };
   }
 
+  /** The message already stored under this idempotency key, if any. */
+  async findRetried(channel: ChannelRow, idempotencyKey: string): Promise<ChannelMessage | undefined> {
+    const row = await this.store.findMessageByIdempotencyKey(channel.id, idempotencyKey);
+    return row && toChannelMessage(row, channel.name);
+  }
+
   /** Unacknowledged messages across the user's active subscriptions. */
   async dequeueMessagesForUser(userId: string, limit: number): Promise<ChannelMessage[]> {
     const rows = await this.store.pendingMessages(userId, limit, new Date());

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** One registry per running instance (tests run several in one process). Names per DESIGN.md. */
-export function createMetrics() {
+export function createMetrics(sources: { liveChannels: () => number }) {
   const registry = new Registry();
   const of = { registers: [registry] };
   return {
@@ -12,7 +12,14 @@ export function createMetrics() {
       help: "Live channel.events streams on this instance",
       ...of,
     }),
-    channels: new Gauge({ name: "channels_channels", help: "Channels with a live local subscriber", ...of }),
+    channels: new Gauge({
+      name: "channels_channels",
+      help: "Channels with a live local subscriber",
+      collect() {
+        this.set(sources.liveChannels());
+      },
+      ...of,
+    }),
     broadcasts: new Counter({ name: "channels_broadcasts_total", help: "Durably stored broadcasts", ...of }),
     deliveries: new Counter({
       name: "channels_deliveries_total",

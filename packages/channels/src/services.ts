@@ -22,8 +22,8 @@ export interface ServiceDeps {
 /** Everything one instance runs with; the router reaches it through the tRPC context. */
 export function createChannelServices(deps: ServiceDeps) {
   const instanceId = deps.instanceId ?? deps.config.CHANNELS_INSTANCE_ID ?? `i-${randomUUID().slice(0, 8)}`;
-  const metrics = createMetrics();
   const fanout = new LocalFanout(deps.bus);
+  const metrics = createMetrics({ liveChannels: () => fanout.counts().channels });
   const queue = new MessageQueue(deps.store, deps.config.CHANNELS_RETENTION);
   const audit = new AuditTrail(deps.store, instanceId, undefined, deps.onBackgroundError);
   const online = new OnlineUsers();

@@ -1,4 +1,6 @@
+import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
+import { findHostileJson } from "./hostile-json.ts";
 import type { ChannelMessage } from "./message.ts";
 
 /**
@@ -34,15 +36,19 @@ export function decodeMessage(frame: string): ChannelMessage {
   return data;
 }
 
-/** superjson, except for tracked messages that were already encoded. */
+/** superjson, except for tracked messages that were already encoded, and hostile inputs. */
 export const channelsTransformer = {
   serialize(value: unknown): unknown {
     const data = (value as { data?: unknown } | null)?.data;
     const json = typeof data === "object" && data !== null ? preEncoded.get(data) : undefined;
     return json === undefined ? superjson.serialize(value) : new RawJson(json);
   },
-  deserialize: (value: unknown) =>
-    superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0]),
+  /** Inputs: hostile shapes are refused while the raw JSON still shows them (superjson drops `__proto__`). */
+  deserialize(value: unknown): unknown {
+    const hostile = findHostileJson(value);
+    if (hostile) throw new TRPCError({ code: "BAD_REQUEST", message: hostile });
+    return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0]);
+  },
 };
 
 interface WsResponse {

@@ -32,10 +32,10 @@ const { values, positionals } = parseArgs({
 const [command, ...args] = positionals;
 if (values.help || !command) {
   console.log(usage);
-  process.exit(command ? 0 : 2);
+  process.exit(values.help ? 0 : 2);
 }
 if (!values.token) {
-  console.error("no token: pass --token or set CHANNELS_TOKEN (mint one with `pnpm token -- --help`)");
+  console.error("no token: pass --token or set CHANNELS_TOKEN (mint one with `pnpm run token -- --help`)");
   process.exit(2);
 }
 

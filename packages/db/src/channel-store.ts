@@ -71,6 +71,7 @@ export interface ChannelStore {
   findChannel(name: string): Promise<ChannelRow | undefined>;
   /** Stores a message with the channel's next seq; an idempotency key already used returns the stored one. */
   appendMessage(input: AppendMessage): Promise<{ message: MessageRow; duplicate: boolean }>;
+  findMessageByIdempotencyKey(channelId: string, key: string): Promise<MessageRow | undefined>;
   /** Unexpired messages with seq > afterSeq, ascending. */
   readMessages(channelId: string, afterSeq: number, limit: number, now: Date): Promise<MessageRow[]>;
   retainedRange(channelId: string, now: Date): Promise<RetainedRange>;

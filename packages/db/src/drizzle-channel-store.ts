@@ -54,7 +54,7 @@ export class DrizzleChannelStore implements ChannelStore {
 
   async appendMessage(input: AppendMessage) {
     if (input.idempotencyKey !== null) {
-      const existing = await this.findByIdempotencyKey(input.channelId, input.idempotencyKey);
+      const existing = await this.findMessageByIdempotencyKey(input.channelId, input.idempotencyKey);
       if (existing) return { message: existing, duplicate: true };
     }
     try {
@@ -62,7 +62,7 @@ export class DrizzleChannelStore implements ChannelStore {
     } catch (error) {
       // A concurrent retry with the same key won the race; the failed statement rolled back its seq bump.
       if (input.idempotencyKey === null || !isUniqueViolation(error)) throw error;
-      const existing = await this.findByIdempotencyKey(input.channelId, input.idempotencyKey);
+      const existing = await this.findMessageByIdempotencyKey(input.channelId, input.idempotencyKey);
       if (!existing) throw error;
       return { message: existing, duplicate: true };
     }
@@ -102,7 +102,7 @@ export class DrizzleChannelStore implements ChannelStore {
     return row;
   }
 
-  private async findByIdempotencyKey(channelId: string, key: string) {
+  async findMessageByIdempotencyKey(channelId: string, key: string) {
     const rows = await this.db
       .select()
       .from(messages)
@@ -152,8 +152,14 @@ export class DrizzleChannelStore implements ChannelStore {
         .select({ lastSeq: channels.lastSeq })
         .from(channels)
         .where(eq(channels.id, request.channelId));
+      const headSeq = head?.lastSeq ?? 0;
+      // A resume point beyond the head (a made-up id) must not hide messages not yet sent.
       const cursorSeq =
-        request.fromSeq ?? (alreadyActive && existing ? existing.cursorSeq : (head?.lastSeq ?? 0));
+        request.fromSeq === null
+          ? alreadyActive && existing
+            ? existing.cursorSeq
+            : headSeq
+          : Math.min(request.fromSeq, headSeq);
       const [subscription] = await tx
         .insert(subscriptions)
         .values({ channelId: request.channelId, userId: request.userId, cursorSeq, active: true })

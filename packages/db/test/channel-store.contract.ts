@@ -305,6 +305,16 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
         expect(seqs(await store().pendingMessages(fromZero, 100, new Date()))).toEqual([1, 2, 3]);
       });
 
+      it("a fromSeq beyond the head starts at the head, so later messages are not hidden", async () => {
+        const ch = await channel();
+        await appendMany(ch.id, 2);
+        const u = user();
+        const result = await subscribe(ch.id, u, 999);
+        expect(result.ok && result.subscription.cursorSeq).toBe(2);
+        await append(ch.id);
+        expect(seqs(await store().pendingMessages(u, 100, new Date()))).toEqual([3]);
+      });
+
       it("re-subscribing while active keeps the cursor and does not count twice", async () => {
         const ch = await channel();
         await appendMany(ch.id, 2);
