@@ -6,7 +6,7 @@ import type { Config } from "./config.ts";
 import type { ChannelEvent } from "./events.ts";
 import type { LocalFanout } from "./fanout.ts";
 import type { Identity } from "./identity.ts";
-import { type ChannelReset, parseMessageId } from "./message.ts";
+import { type ChannelReset, messageId, parseMessageId } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
 import { openChannelStream } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
@@ -104,6 +104,8 @@ export class ChannelManager {
         channelName: channel.name,
         channelId: channel.id,
         cursorSeq: result.subscription.cursorSeq,
+        /** Pass as channel.events' lastEventId to stream everything after the cursor. */
+        resumeFrom: messageId(channel.id, cursor),
         subscribedAt: result.subscription.subscribedAt,
         activeSubscriptions: result.activeCount,
       },

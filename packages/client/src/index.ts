@@ -6,3 +6,4 @@ export {
   jitteredBackoff,
   type TokenSource,
 } from "./channels-client.ts";
+export { type FollowHandlers, type Following, type FollowOptions, followChannel } from "./follow.ts";
