@@ -7,7 +7,8 @@ const ENTITIES: Record<string, string> = {
   "&quot;": '"',
   "&#39;": "'",
 };
-const LOOKS_LIKE_MARKUP = /<[A-Za-z!/?]/;
+/** A complete tag; a lone "<" ("a<b", "I <3 you") is text, and a browser would not render it as a tag. */
+const LOOKS_LIKE_MARKUP = /<[A-Za-z!/?][^>]*>/;
 const SCRIPT_SCHEME = /\b(?:java|vb)script\s*:/gi;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g;

@@ -63,7 +63,7 @@ describe("toPlainText", () => {
     expect(output).not.toMatch(/<script|onerror=|javascript:/i);
   });
 
-  it.each(["Tom & Jerry", "5 < 6 and 7 > 3", "I <3 you", "café 🎉 — ok", 'She said "yes"'])(
+  it.each(["Tom & Jerry", "5 < 6 and 7 > 3", "I <3 you", "a<b", "x <y", "café 🎉 — ok", 'She said "yes"'])(
     "keeps ordinary text %j unchanged",
     (text) => {
       expect(toPlainText(text)).toBe(text);
