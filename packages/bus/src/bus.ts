@@ -1,3 +1,4 @@
+import type { PresenceStore } from "./presence.ts";
 import type { RateLimiter, RateLimitRule } from "./rate-limit.ts";
 
 /**
@@ -15,6 +16,8 @@ export interface Bus {
   onFrame(handler: (topic: string, frame: string) => void): void;
   /** Called when frames may have been lost (reconnect): receivers should re-read the store. */
   onResync(handler: () => void): void;
+  /** Presence shared by every instance on this bus. */
+  readonly presence: PresenceStore;
   /** A limiter whose counters are shared by every instance on this bus. */
   rateLimiter(rule: RateLimitRule): RateLimiter;
   /** Rejects when the bus cannot currently carry frames (for /readyz). */

@@ -1,9 +1,11 @@
 import type { Bus } from "./bus.ts";
+import { MemoryPresence } from "./presence.ts";
 import { memoryRateLimiter, type RateLimitRule } from "./rate-limit.ts";
 
 /** In-process bus for the embedded default: one instance, nothing crosses a process boundary. */
 export class MemoryBus implements Bus {
   readonly kind = "memory";
+  readonly presence = new MemoryPresence();
   private readonly topics = new Set<string>();
   private frameHandlers: Array<(topic: string, frame: string) => void> = [];
 

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from "ioredis";
 import type { Bus } from "./bus.ts";
 import { type RateLimitRule, redisRateLimiter } from "./rate-limit.ts";
+import { RedisPresence } from "./redis-presence.ts";
 
 export interface RedisBusOptions {
   url: string;
@@ -17,6 +18,7 @@ export interface RedisBusOptions {
  */
 export class RedisBus implements Bus {
   readonly kind = "redis";
+  readonly presence: RedisPresence;
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly prefix: string;
@@ -43,6 +45,7 @@ export class RedisBus implements Bus {
       this.subscriberWasReady = true;
     });
     this.pub.on("ready", () => void this.resendUnsent());
+    this.presence = new RedisPresence(this.pub, this.prefix);
   }
 
   async connect(): Promise<void> {

@@ -64,6 +64,49 @@ export function busContract(name: string, open: () => Promise<Bus>) {
       expect((await limiter.consume("channel-b")).allowed).toBe(true);
     });
 
+    describe("presence", () => {
+      const entry = (clientId: string, userId = "u1") => ({
+        clientId,
+        userId,
+        instanceId: "i1",
+        joinedAt: 1,
+      });
+      const channel = () => `presence-${Math.random()}`;
+
+      it("lists live entries and forgets removed ones", async () => {
+        const ch = channel();
+        await bus.presence.upsert(
+          [
+            { channelId: ch, entry: entry("a", "u1") },
+            { channelId: ch, entry: entry("b", "u2") },
+          ],
+          10_000,
+        );
+        expect((await bus.presence.list(ch)).map((e) => e.clientId).sort()).toEqual(["a", "b"]);
+        await bus.presence.remove(ch, "a");
+        expect(await bus.presence.list(ch)).toEqual([entry("b", "u2")]);
+      });
+
+      it("expires entries that are not refreshed, and a sweep reports each expiry once", async () => {
+        const ch = channel();
+        await bus.presence.upsert([{ channelId: ch, entry: entry("gone") }], 50);
+        await bus.presence.upsert([{ channelId: ch, entry: entry("kept") }], 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["kept"]);
+        expect(await bus.presence.sweep(ch)).toEqual([entry("gone")]);
+        expect(await bus.presence.sweep(ch)).toEqual([]);
+      });
+
+      it("a refresh keeps an entry alive past its first TTL", async () => {
+        const ch = channel();
+        await bus.presence.upsert([{ channelId: ch, entry: entry("c") }], 100);
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        await bus.presence.upsert([{ channelId: ch, entry: entry("c") }], 100);
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["c"]);
+      });
+    });
+
     it("keeps topics apart and frames intact", async () => {
       const frame = JSON.stringify({ text: "ünïcödé 🎉", nested: { a: [1, 2] } });
       await bus.subscribe("t-a");

@@ -37,6 +37,27 @@ describe.runIf(url)("RedisBus rate limits", () => {
   });
 });
 
+describe.runIf(url)("RedisBus presence", () => {
+  it("two instances sweeping at once report each expired entry exactly once", async () => {
+    const instances = [new RedisBus({ url: url! }), new RedisBus({ url: url! })];
+    try {
+      await Promise.all(instances.map((bus) => bus.connect()));
+      const channelId = `sweep-${randomUUID()}`;
+      const entries = Array.from({ length: 50 }, (_, i) => ({
+        channelId,
+        entry: { clientId: `c${i}`, userId: `u${i}`, instanceId: "dead", joinedAt: 0 },
+      }));
+      await instances[0]!.presence.upsert(entries, 30);
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      const [a, b] = await Promise.all(instances.map((bus) => bus.presence.sweep(channelId)));
+      expect(a!.length + b!.length).toBe(50);
+      expect(new Set([...a!, ...b!].map((e) => e.clientId)).size).toBe(50);
+    } finally {
+      await Promise.all(instances.map((bus) => bus.close()));
+    }
+  });
+});
+
 describe.runIf(url)("RedisBus across a Redis restart", () => {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
