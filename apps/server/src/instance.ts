@@ -44,6 +44,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
   });
   await services.fanout.start();
+  services.presence.start();
   const server = await startServer({
     services,
     verifyToken,
@@ -64,6 +65,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     },
     async close() {
       stopCleanup();
+      services.presence.stop();
       await server.close();
       await bus.close();
       await database.close();

@@ -10,10 +10,11 @@ import { type ChannelReset, messageId, parseMessageId } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
 import { openChannelStream } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
-import type { OnlineUsers } from "./online-users.ts";
 import { type Access, isAllowed, mayGrant } from "./policy.ts";
+import type { PresenceEvent, PresenceManager } from "./presence-manager.ts";
 import type { RateLimits } from "./rate-limits.ts";
 import type { OutboundSocket } from "./slow-consumer.ts";
+import { Waiter } from "./waiter.ts";
 
 export interface ChannelManagerDeps {
   store: ChannelStore;
@@ -21,7 +22,7 @@ export interface ChannelManagerDeps {
   fanout: LocalFanout;
   metrics: Metrics;
   audit: AuditTrail;
-  online: OnlineUsers;
+  presence: PresenceManager;
   limits: RateLimits;
   config: Config;
 }
@@ -29,6 +30,8 @@ export interface ChannelManagerDeps {
 const MISSED_LIMIT = 500;
 const STREAM_PAGE = 500;
 const INBOX_CAPACITY = 1_024;
+/** Presence events kept for a watcher that is not reading; older ones are dropped. */
+const PRESENCE_QUEUE = 1_000;
 
 export function toChannelDto(row: ChannelRow) {
   const { id, name, type, scope, entity, entityId, createdBy, createdAt, metadata } = row;
@@ -159,11 +162,15 @@ export class ChannelManager {
 
   async getChannelSubscribers(identity: Identity, parsed: ParsedChannelName) {
     const channel = await this.resolve(identity, parsed, "read", "subscribers");
-    const rows = await this.deps.store.listSubscribers(channel.id);
+    const [rows, online] = await Promise.all([
+      this.deps.store.listSubscribers(channel.id),
+      this.deps.presence.list(channel.id),
+    ]);
+    const onlineUsers = new Set(online.map((user) => user.userId));
     return rows.map((row) => ({
       userId: row.userId,
       subscribedAt: row.subscribedAt,
-      online: this.deps.online.isOnline(channel.id, row.userId),
+      online: onlineUsers.has(row.userId),
     }));
   }
 
@@ -199,7 +206,9 @@ export class ChannelManager {
         createdBy: channel.createdBy,
         granted: await this.deps.store.hasGrant(channel.id, identity.sub),
       });
-    const leave = this.deps.online.enter(channel.id, identity.sub);
+    const presence = this.deps.presence;
+    const leavePresence = await presence.join(channel.id, channel.name, identity.sub);
+    const leave = () => void leavePresence().catch(() => {});
     return openChannelStream({
       ...opened,
       onEnd: leave,
@@ -220,6 +229,38 @@ export class ChannelManager {
       leave();
       throw error;
     });
+  }
+
+  /** Users online in the channel across instances (read access required). */
+  async listPresence(identity: Identity, parsed: ParsedChannelName) {
+    const channel = await this.resolve(identity, parsed, "read", "presence");
+    return this.deps.presence.list(channel.id);
+  }
+
+  /** Join/leave events of the channel (read access required); iterate the result. */
+  async watchPresence(identity: Identity, parsed: ParsedChannelName, signal: AbortSignal) {
+    const channel = await this.resolve(identity, parsed, "read", "presence");
+    const queue: PresenceEvent[] = [];
+    const waiter = new Waiter();
+    const stop = await this.deps.presence.watch(channel.id, channel.name, (event) => {
+      if (queue.length >= PRESENCE_QUEUE) queue.shift();
+      queue.push(event);
+      waiter.wake();
+    });
+    return (async function* () {
+      try {
+        while (!signal.aborted) {
+          const event = queue.shift();
+          if (event) {
+            yield event;
+            continue;
+          }
+          await waiter.wait(signal);
+        }
+      } finally {
+        stop();
+      }
+    })();
   }
 
   /** Shares the channel with a user beyond its name's audience. Owners only. */

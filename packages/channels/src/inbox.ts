@@ -1,4 +1,5 @@
 import type { ChannelMessage } from "./message.ts";
+import { Waiter } from "./waiter.ts";
 
 /** Receives live messages for one subscriber of one channel. */
 export interface FanoutListener {
@@ -20,7 +21,7 @@ export class Inbox implements FanoutListener {
   private head = 0;
   private lost = false;
   private revoked = false;
-  private wake: (() => void) | undefined;
+  private readonly waiter = new Waiter();
 
   constructor(
     private readonly capacity: number,
@@ -72,20 +73,11 @@ export class Inbox implements FanoutListener {
 
   /** Resolves when something arrives or the signal aborts; never rejects. */
   wait(signal: AbortSignal): Promise<void> {
-    if (this.lost || this.revoked || this.head < this.items.length || signal.aborted)
-      return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        this.wake = undefined;
-        resolve();
-      };
-      this.wake = done;
-      signal.addEventListener("abort", done, { once: true });
-    });
+    if (this.lost || this.revoked || this.head < this.items.length) return Promise.resolve();
+    return this.waiter.wait(signal);
   }
 
   private notify() {
-    this.wake?.();
+    this.waiter.wake();
   }
 }

@@ -33,3 +33,4 @@ export { type ChannelServices, createChannelServices } from "./services.ts";
 export { type OutboundSocket, SLOW_CONSUMER_CLOSE_CODE } from "./slow-consumer.ts";
 export { type InstanceStats, instanceStats } from "./stats.ts";
 export { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "./wire-format.ts";
+export { type OnlineUser, type PresenceEvent, PresenceManager } from "./presence-manager.ts";

@@ -8,7 +8,7 @@ import { LocalFanout } from "./fanout.ts";
 import { Inflight } from "./inflight.ts";
 import { MessageQueue } from "./message-queue.ts";
 import { createMetrics } from "./metrics.ts";
-import { OnlineUsers } from "./online-users.ts";
+import { PresenceManager } from "./presence-manager.ts";
 import { createRateLimits } from "./rate-limits.ts";
 
 export interface ServiceDeps {
@@ -26,7 +26,9 @@ export function createChannelServices(deps: ServiceDeps) {
   const metrics = createMetrics({ liveChannels: () => fanout.counts().channels });
   const queue = new MessageQueue(deps.store, deps.config.CHANNELS_RETENTION);
   const audit = new AuditTrail(deps.store, instanceId, undefined, deps.onBackgroundError);
-  const online = new OnlineUsers();
+  const presence = new PresenceManager(deps.bus, instanceId, deps.config.CHANNELS_PRESENCE_TTL_MS, (error) =>
+    deps.onBackgroundError?.(error),
+  );
   const limits = createRateLimits(deps.bus, deps.config);
   const manager = new ChannelManager({
     store: deps.store,
@@ -34,7 +36,7 @@ export function createChannelServices(deps: ServiceDeps) {
     fanout,
     metrics,
     audit,
-    online,
+    presence,
     limits,
     config: deps.config,
   });
@@ -49,6 +51,7 @@ export function createChannelServices(deps: ServiceDeps) {
     queue,
     audit,
     manager,
+    presence,
     inflight: new Inflight(),
   };
 }

@@ -1,0 +1,149 @@
+import { randomUUID } from "node:crypto";
+import type { Bus, PresenceEntry } from "@wedsync/bus";
+
+export interface PresenceEvent {
+  type: "presence";
+  action: "join" | "leave";
+  channel: string;
+  userId: string;
+  at: Date;
+}
+
+export interface OnlineUser {
+  userId: string;
+  connections: number;
+  since: Date;
+}
+
+type Watcher = (event: PresenceEvent) => void;
+
+const topicOf = (channelId: string) => `pr:${channelId}`;
+
+/**
+ * Presence per channel across instances. A live `channel.events` stream is one presence entry;
+ * this instance refreshes its entries every third of the TTL, so entries of a dead instance
+ * expire, and a periodic sweep turns those expiries into leave events. Join and leave are per
+ * user: a second device joining or leaving is not news.
+ */
+export class PresenceManager {
+  private readonly local = new Map<string, Map<string, PresenceEntry>>();
+  private readonly names = new Map<string, string>();
+  private readonly watchers = new Map<string, Set<Watcher>>();
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly instanceId: string,
+    private readonly ttlMs: number,
+    private readonly onError: (error: unknown) => void,
+  ) {
+    bus.onFrame((topic, frame) => {
+      if (!topic.startsWith("pr:")) return;
+      const event = JSON.parse(frame) as PresenceEvent;
+      for (const watcher of this.watchers.get(topic) ?? []) watcher({ ...event, at: new Date(event.at) });
+    });
+  }
+
+  start() {
+    const every = (ms: number, run: () => Promise<void>) => {
+      const timer = setInterval(() => void run().catch(this.onError), ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(Math.max(100, Math.floor(this.ttlMs / 3)), () => this.refresh());
+    every(Math.max(100, Math.floor(this.ttlMs / 2)), () => this.sweep());
+  }
+
+  stop() {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+  }
+
+  /** Marks a connection present in the channel; call the result when it leaves. */
+  async join(channelId: string, channelName: string, userId: string): Promise<() => Promise<void>> {
+    const entry: PresenceEntry = {
+      clientId: randomUUID(),
+      userId,
+      instanceId: this.instanceId,
+      joinedAt: Date.now(),
+    };
+    const entries = this.local.get(channelId) ?? new Map<string, PresenceEntry>();
+    this.local.set(channelId, entries);
+    this.names.set(channelId, channelName);
+    const wasOnline = await this.isOnline(channelId, userId);
+    entries.set(entry.clientId, entry);
+    await this.bus.presence.upsert([{ channelId, entry }], this.ttlMs);
+    if (!wasOnline) await this.announce(channelId, "join", userId);
+    return async () => {
+      entries.delete(entry.clientId);
+      if (entries.size === 0) this.local.delete(channelId);
+      await this.bus.presence.remove(channelId, entry.clientId);
+      if (!(await this.isOnline(channelId, userId))) await this.announce(channelId, "leave", userId);
+    };
+  }
+
+  /** Users online in the channel on any instance, one row per user. */
+  async list(channelId: string): Promise<OnlineUser[]> {
+    const byUser = new Map<string, OnlineUser>();
+    for (const entry of await this.bus.presence.list(channelId)) {
+      const user = byUser.get(entry.userId);
+      if (user) {
+        user.connections++;
+        if (entry.joinedAt < user.since.getTime()) user.since = new Date(entry.joinedAt);
+      } else {
+        byUser.set(entry.userId, { userId: entry.userId, connections: 1, since: new Date(entry.joinedAt) });
+      }
+    }
+    return [...byUser.values()].sort((a, b) => a.since.getTime() - b.since.getTime());
+  }
+
+  /** Receives join/leave events of the channel until the returned function is called. */
+  async watch(channelId: string, channelName: string, watcher: Watcher): Promise<() => void> {
+    const topic = topicOf(channelId);
+    this.names.set(channelId, channelName);
+    const set = this.watchers.get(topic) ?? new Set<Watcher>();
+    const first = set.size === 0;
+    set.add(watcher);
+    this.watchers.set(topic, set);
+    if (first) await this.bus.subscribe(topic);
+    return () => {
+      set.delete(watcher);
+      if (set.size > 0) return;
+      this.watchers.delete(topic);
+      this.bus.unsubscribe(topic).catch(this.onError);
+    };
+  }
+
+  private async isOnline(channelId: string, userId: string) {
+    return (await this.bus.presence.list(channelId)).some((entry) => entry.userId === userId);
+  }
+
+  private announce(channelId: string, action: PresenceEvent["action"], userId: string) {
+    const event: PresenceEvent = {
+      type: "presence",
+      action,
+      channel: this.names.get(channelId) ?? "",
+      userId,
+      at: new Date(),
+    };
+    return this.bus.publish(topicOf(channelId), JSON.stringify(event));
+  }
+
+  private async refresh() {
+    const entries = [...this.local].flatMap(([channelId, map]) =>
+      [...map.values()].map((entry) => ({ channelId, entry })),
+    );
+    await this.bus.presence.upsert(entries, this.ttlMs);
+  }
+
+  /** Expired entries (of dead instances) become leave events, for the channels watched here. */
+  private async sweep() {
+    for (const topic of this.watchers.keys()) {
+      const channelId = topic.slice(3);
+      const expired = await this.bus.presence.sweep(channelId);
+      for (const userId of new Set(expired.map((entry) => entry.userId))) {
+        if (!(await this.isOnline(channelId, userId))) await this.announce(channelId, "leave", userId);
+      }
+    }
+  }
+}
