@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
@@ -12,6 +13,7 @@ import {
 } from "@wedsync/channels";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
+import { ConnectionHealthMonitor } from "./connection-health.ts";
 import { capMessageRate } from "./message-rate.ts";
 import { type HealthProbes, handleOpsRequest } from "./ops-routes.ts";
 
@@ -48,6 +50,12 @@ function closeAtExpiry(socket: WebSocket, expiresAt: Date) {
     Math.min(Math.max(0, expiresAt.getTime() - Date.now()), MAX_TIMER_MS),
   );
   socket.once("close", () => clearTimeout(timer));
+}
+
+function clientIp(req: IncomingMessage, trustProxy: boolean): string {
+  const forwarded = trustProxy ? req.headers["x-forwarded-for"] : undefined;
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
+  return first || req.socket.remoteAddress || "unknown";
 }
 
 function bearer(req: IncomingMessage): string | undefined {
@@ -103,31 +111,55 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     wss,
     router: appRouter,
     experimental_encoder: config.CHANNELS_FANOUT_MODE === "encode-once" ? channelsWsEncoder : undefined,
-    keepAlive: {
-      enabled: true,
-      pingMs: config.CHANNELS_HEARTBEAT_MS,
-      pongWaitMs: config.CHANNELS_HEARTBEAT_TIMEOUT_MS,
-    },
+    // Heartbeats are WebSocket ping frames from ConnectionHealthMonitor, not tRPC's text PINGs.
+    keepAlive: { enabled: false },
     createContext: ({ info, res }) => {
       const token = info.connectionParams?.token;
       return contextFor(typeof token === "string" ? token : undefined, res);
     },
   });
 
-  server.on("upgrade", (req, socket, head) => {
-    const path = req.url?.split("?")[0];
-    if (path !== TRPC_PATH) {
-      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
-      return;
-    }
+  const health = new ConnectionHealthMonitor({
+    intervalMs: config.CHANNELS_HEARTBEAT_MS,
+    timeoutMs: config.CHANNELS_HEARTBEAT_TIMEOUT_MS,
+    maxBufferedBytes: config.CHANNELS_MAX_BUFFERED_BYTES,
+    logger,
+    onTerminated: () => metrics.heartbeatTimeouts.inc(),
+  });
+  health.startHeartbeat();
+  const connectsPerIp = services.bus.rateLimiter({
+    name: "connect-ip",
+    points: config.CHANNELS_RATE_CONNECTIONS_PER_IP_PER_MIN,
+    durationSeconds: 60,
+  });
+
+  server.on("upgrade", async (req, socket, head) => {
+    const refuse = (status: string, headers = "") =>
+      socket.end(`HTTP/1.1 ${status}\r\n${headers}Connection: close\r\n\r\n`);
+    if (req.url?.split("?")[0] !== TRPC_PATH) return refuse("404 Not Found");
     if (draining || wss.clients.size >= config.CHANNELS_MAX_CONNECTIONS) {
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n\r\n");
-      return;
+      return refuse("503 Service Unavailable", "Retry-After: 5\r\n");
+    }
+    const ip = clientIp(req, config.CHANNELS_TRUST_PROXY);
+    const decision = await connectsPerIp.consume(ip).catch(() => ({ allowed: true }) as const);
+    if (!decision.allowed) {
+      metrics.rateLimited.inc();
+      return refuse("429 Too Many Requests", `Retry-After: ${Math.ceil(decision.retryAfterMs / 1000)}\r\n`);
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
+      const connectionId = randomUUID();
+      const openedAt = Date.now();
       metrics.connections.inc();
+      health.track(ws, { id: connectionId, ip });
       capMessageRate(ws, config.CHANNELS_RATE_MESSAGES_PER_CONNECTION, () => metrics.rateLimited.inc());
-      ws.once("close", () => metrics.connections.dec());
+      logger.debug({ connectionId, ip }, "connection opened");
+      ws.once("close", (code, reason) => {
+        metrics.connections.dec();
+        logger.debug(
+          { connectionId, code, reason: reason.toString(), aliveMs: Date.now() - openedAt },
+          "connection closed",
+        );
+      });
       wss.emit("connection", ws, req);
     });
   });
@@ -145,6 +177,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     async close() {
       // Leave the load balancer, send clients elsewhere, finish accepted broadcasts, then go.
       draining = true;
+      health.stop();
       server.close();
       server.closeIdleConnections();
       wssHandler.broadcastReconnectNotification();

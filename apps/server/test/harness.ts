@@ -25,6 +25,8 @@ export interface TestServerOptions {
 export interface ClientOptions {
   /** Reconnect delay; tests use a short fixed one so a cut connection comes back quickly. */
   retryDelayMs?: (attempt: number) => number;
+  /** A WebSocket implementation other than `ws` defaults (e.g. one that never answers pings). */
+  webSocket?: typeof globalThis.WebSocket;
 }
 
 export interface TestServer {
@@ -41,6 +43,8 @@ export interface TestServer {
   dropConnections(): number;
   /** Open server-side WebSocket connections. */
   openConnections(): number;
+  /** Bytes each open connection has queued in the server, not yet taken by the kernel. */
+  queuedBytes(): number[];
   stop(): Promise<void>;
 }
 
@@ -81,6 +85,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       url,
       token,
       retryDelayMs: clientOptions.retryDelayMs ?? (() => 50),
+      webSocket: clientOptions.webSocket,
     });
     let closed: Promise<void> | undefined;
     const client: ChannelsClient = {
@@ -115,6 +120,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       return n;
     },
     openConnections: () => sockets.size,
+    queuedBytes: () => [...sockets].map((socket) => socket.writableLength),
     async stop() {
       await Promise.allSettled([...clients].map((c) => c.close()));
       await instance.close();

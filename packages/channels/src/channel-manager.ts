@@ -40,6 +40,9 @@ export function toChannelDto(row: ChannelRow) {
 
 /** Channel lifecycle, access and delivery. Every entry point authorizes from the name first. */
 export class ChannelManager {
+  /** Live subscriptions per WebSocket, against CHANNELS_MAX_SUBSCRIPTIONS_PER_CONNECTION. */
+  private readonly socketSlots = new WeakMap<OutboundSocket, number>();
+
   constructor(private readonly deps: ChannelManagerDeps) {}
 
   async createChannel(
@@ -136,6 +139,9 @@ export class ChannelManager {
     const retried =
       idempotencyKey === null ? undefined : await this.deps.queue.findRetried(channel, idempotencyKey);
     if (retried) {
+      // The first attempt may have stored it and died (or lost Redis) before fanning it out: send
+      // the frame again; subscribers that already have it drop it by seq.
+      await this.deps.fanout.publish(channel.id, retried).catch(() => {});
       this.audit(identity, "broadcast", parsed.name, "ok", "idempotent retry", { seq: retried.seq });
       return { id: retried.id, seq: retried.seq, duplicate: true };
     }
@@ -149,11 +155,10 @@ export class ChannelManager {
       event,
       idempotencyKey,
     );
-    if (!duplicate) {
-      this.deps.metrics.broadcasts.inc();
-      // Stored is acknowledged: a lost live frame is recovered by subscribers from the store.
-      await this.deps.fanout.publish(channel.id, message).catch(() => {});
-    }
+    if (!duplicate) this.deps.metrics.broadcasts.inc();
+    // Stored is acknowledged: a lost live frame is recovered by subscribers from the store. A
+    // duplicate is sent again too, in case the attempt that stored it never fanned it out.
+    await this.deps.fanout.publish(channel.id, message).catch(() => {});
     this.audit(identity, "broadcast", parsed.name, "ok", duplicate ? "idempotent retry" : null, {
       seq: message.seq,
     });
@@ -206,9 +211,17 @@ export class ChannelManager {
         createdBy: channel.createdBy,
         granted: await this.deps.store.hasGrant(channel.id, identity.sub),
       });
-    const presence = this.deps.presence;
-    const leavePresence = await presence.join(channel.id, channel.name, identity.sub);
-    const leave = () => void leavePresence().catch(() => {});
+    const releaseSlot = this.takeSlot(socket);
+    const leavePresence = await this.deps.presence
+      .join(channel.id, channel.name, identity.sub)
+      .catch((error) => {
+        releaseSlot();
+        throw error;
+      });
+    const leave = () => {
+      releaseSlot();
+      void leavePresence().catch(() => {});
+    };
     return openChannelStream({
       ...opened,
       onEnd: leave,
@@ -238,8 +251,14 @@ export class ChannelManager {
   }
 
   /** Join/leave events of the channel (read access required); iterate the result. */
-  async watchPresence(identity: Identity, parsed: ParsedChannelName, signal: AbortSignal) {
+  async watchPresence(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    signal: AbortSignal,
+    socket?: OutboundSocket,
+  ) {
     const channel = await this.resolve(identity, parsed, "read", "presence");
+    const releaseSlot = this.takeSlot(socket);
     const queue: PresenceEvent[] = [];
     const waiter = new Waiter();
     const stop = await this.deps.presence.watch(channel.id, channel.name, (event) => {
@@ -259,6 +278,7 @@ export class ChannelManager {
         }
       } finally {
         stop();
+        releaseSlot();
       }
     })();
   }
@@ -310,6 +330,27 @@ export class ChannelManager {
       throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
     }
     return channel;
+  }
+
+  /** Reserves one of the connection's live-subscription slots; the result gives it back (once). */
+  private takeSlot(socket: OutboundSocket | undefined): () => void {
+    if (!socket) return () => {};
+    const max = this.deps.config.CHANNELS_MAX_SUBSCRIPTIONS_PER_CONNECTION;
+    const used = this.socketSlots.get(socket) ?? 0;
+    if (used >= max) {
+      this.deps.metrics.rateLimited.inc();
+      throw new TRPCError({
+        code: "TOO_MANY_REQUESTS",
+        message: `a connection may hold at most ${max} live subscriptions`,
+      });
+    }
+    this.socketSlots.set(socket, used + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.socketSlots.set(socket, (this.socketSlots.get(socket) ?? 1) - 1);
+    };
   }
 
   /** For grant/revoke: owning members get NOT_FOUND for a missing channel, everyone else FORBIDDEN. */

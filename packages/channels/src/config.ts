@@ -37,6 +37,12 @@ const envSchema = z.object({
   CHANNELS_PRESENCE_TTL_MS: positiveInt(30_000),
   CHANNELS_MAX_CONNECTIONS: positiveInt(10_000),
   CHANNELS_MAX_PAYLOAD_BYTES: positiveInt(32_768),
+  /** New WebSocket connections one IP may open per minute (shared across instances). */
+  CHANNELS_RATE_CONNECTIONS_PER_IP_PER_MIN: positiveInt(600),
+  /** Live channel.events / presence.events subscriptions one connection may hold. */
+  CHANNELS_MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
+  /** Take the client IP from X-Forwarded-For (only behind a proxy you run). */
+  CHANNELS_TRUST_PROXY: z.stringbool().default(false),
   /** Messages one WebSocket connection may send per second before it is closed. */
   CHANNELS_RATE_MESSAGES_PER_CONNECTION: positiveInt(50),
   /** Bytes a socket may have queued for sending before its streams pause (slow consumer). */

@@ -26,6 +26,7 @@ export {
 } from "./message.ts";
 export { MessageQueue } from "./message-queue.ts";
 export { isAllowed } from "./policy.ts";
+export { type OnlineUser, type PresenceEvent, PresenceManager } from "./presence-manager.ts";
 export { type AppRouter, appRouter } from "./router/app-router.ts";
 export { type Context, createCallerFactory } from "./router/trpc.ts";
 export { toPlainText } from "./sanitize.ts";
@@ -33,4 +34,3 @@ export { type ChannelServices, createChannelServices } from "./services.ts";
 export { type OutboundSocket, SLOW_CONSUMER_CLOSE_CODE } from "./slow-consumer.ts";
 export { type InstanceStats, instanceStats } from "./stats.ts";
 export { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "./wire-format.ts";
-export { type OnlineUser, type PresenceEvent, PresenceManager } from "./presence-manager.ts";

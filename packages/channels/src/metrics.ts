@@ -42,6 +42,11 @@ export function createMetrics(sources: { liveChannels: () => number }) {
       help: "Live streams that re-read the store after a lost or overflowed live queue",
       ...of,
     }),
+    heartbeatTimeouts: new Counter({
+      name: "channels_heartbeat_timeouts_total",
+      help: "Connections terminated for not answering a ping in time",
+      ...of,
+    }),
     authFailures: new Counter({ name: "channels_auth_failures_total", help: "Refused tokens", ...of }),
     rateLimited: new Counter({
       name: "channels_rate_limited_total",

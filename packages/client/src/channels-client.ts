@@ -21,10 +21,19 @@ export interface ChannelsClientOptions {
   token: TokenSource;
   /** Reconnect delay for attempt n; defaults to jittered exponential backoff up to 30 s. */
   retryDelayMs?: (attempt: number) => number;
+  /** The WebSocket implementation: the `ws` package by default (Node 20 has none built in). */
+  webSocket?: typeof globalThis.WebSocket;
 }
 
 /** Codes a retry cannot fix: the subscription ends and the error reaches the caller. */
-const FINAL_CODES = new Set(["UNAUTHORIZED", "FORBIDDEN", "BAD_REQUEST", "NOT_FOUND", "PRECONDITION_FAILED"]);
+const FINAL_CODES = new Set([
+  "UNAUTHORIZED",
+  "FORBIDDEN",
+  "BAD_REQUEST",
+  "NOT_FOUND",
+  "PRECONDITION_FAILED",
+  "TOO_MANY_REQUESTS",
+]);
 
 /** Full jitter (AWS style): spreads a crowd of reconnecting clients instead of stampeding. */
 export function jitteredBackoff(attempt: number): number {
@@ -48,7 +57,7 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
   const retryDelayMs = options.retryDelayMs ?? jitteredBackoff;
   const wsClient = createWSClient({
     url: `${base.replace(/^http/, "ws")}/trpc`,
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    WebSocket: options.webSocket ?? (WebSocket as unknown as typeof globalThis.WebSocket),
     connectionParams: async () => ({ token: await getToken() }),
     retryDelayMs,
     lazy: { enabled: true, closeMs: 0 },

@@ -15,7 +15,12 @@ export const presenceRouter = router({
     .input(channelInput)
     .use(async ({ ctx, input, signal, next }) => {
       const abort = signal ?? new AbortController().signal;
-      const events = await ctx.services.manager.watchPresence(ctx.identity, input.channelName, abort);
+      const events = await ctx.services.manager.watchPresence(
+        ctx.identity,
+        input.channelName,
+        abort,
+        ctx.socket,
+      );
       return next({ ctx: { events } });
     })
     .subscription(async function* ({ ctx }) {
