@@ -45,6 +45,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
   });
   await services.fanout.start();
   services.presence.start();
+  await services.stats.start();
   const server = await startServer({
     services,
     verifyToken,
@@ -66,6 +67,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     async close() {
       stopCleanup();
       services.presence.stop();
+      services.stats.stop();
       await server.close();
       await bus.close();
       await database.close();

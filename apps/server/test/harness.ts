@@ -62,7 +62,7 @@ export function fullClaims(claims: Claims): Identity {
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const secret = randomSecret();
+  const secret = options.env?.CHANNELS_JWT_SECRET ?? randomSecret();
   const config = loadConfig({
     CHANNELS_JWT_SECRET: secret,
     PORT: "0",

@@ -32,5 +32,5 @@ export { type Context, createCallerFactory } from "./router/trpc.ts";
 export { toPlainText } from "./sanitize.ts";
 export { type ChannelServices, createChannelServices } from "./services.ts";
 export { type OutboundSocket, SLOW_CONSUMER_CLOSE_CODE } from "./slow-consumer.ts";
-export { type InstanceStats, instanceStats } from "./stats.ts";
+export { type ClusterSnapshot, ClusterStats, type InstanceFigures } from "./stats.ts";
 export { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "./wire-format.ts";

@@ -47,6 +47,11 @@ export function createMetrics(sources: { liveChannels: () => number }) {
       help: "Connections terminated for not answering a ping in time",
       ...of,
     }),
+    queueDepth: new Gauge({
+      name: "channels_queue_depth",
+      help: "Stored messages not yet expired (sampled with the cluster stats)",
+      ...of,
+    }),
     authFailures: new Counter({ name: "channels_auth_failures_total", help: "Refused tokens", ...of }),
     rateLimited: new Counter({
       name: "channels_rate_limited_total",

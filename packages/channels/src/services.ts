@@ -10,6 +10,7 @@ import { MessageQueue } from "./message-queue.ts";
 import { createMetrics } from "./metrics.ts";
 import { PresenceManager } from "./presence-manager.ts";
 import { createRateLimits } from "./rate-limits.ts";
+import { ClusterStats } from "./stats.ts";
 
 export interface ServiceDeps {
   config: Config;
@@ -40,7 +41,13 @@ export function createChannelServices(deps: ServiceDeps) {
     limits,
     config: deps.config,
   });
+  const stats = new ClusterStats(
+    { bus: deps.bus, store: deps.store, fanout, metrics, instanceId },
+    deps.config.CHANNELS_STATS_INTERVAL_MS,
+    (error) => deps.onBackgroundError?.(error),
+  );
   return {
+    stats,
     instanceId,
     startedAt: new Date(),
     config: deps.config,

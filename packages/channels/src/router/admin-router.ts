@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { instanceStats } from "../stats.ts";
 import { adminProcedure, router } from "./trpc.ts";
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -14,7 +13,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
   });
 
 export const adminRouter = router({
-  stats: adminProcedure.query(({ ctx }) => instanceStats(ctx.services)),
+  stats: adminProcedure.query(({ ctx }) => ctx.services.stats.snapshot()),
 
   /** The same figures every `intervalMs`, with per-second rates since the previous sample. */
   onStats: adminProcedure
@@ -25,16 +24,34 @@ export const adminRouter = router({
     )
     .subscription(async function* ({ ctx, input, signal }) {
       const abort = signal ?? new AbortController().signal;
-      let previous = await instanceStats(ctx.services);
+      const { stats } = ctx.services;
+      let previous = await stats.snapshot();
       while (!abort.aborted) {
         await sleep(input.intervalMs, abort);
         if (abort.aborted) break;
-        const current = await instanceStats(ctx.services);
+        const current = await stats.snapshot();
         const seconds = input.intervalMs / 1000;
+        const rate = (now: number, before: number) => Math.max(0, now - before) / seconds;
         yield {
           ...current,
-          broadcastsPerSecond: (current.broadcastsTotal - previous.broadcastsTotal) / seconds,
-          deliveriesPerSecond: (current.deliveriesTotal - previous.deliveriesTotal) / seconds,
+          rates: {
+            instanceBroadcastsPerSecond: rate(
+              current.instance.broadcastsTotal,
+              previous.instance.broadcastsTotal,
+            ),
+            instanceDeliveriesPerSecond: rate(
+              current.instance.deliveriesTotal,
+              previous.instance.deliveriesTotal,
+            ),
+            clusterBroadcastsPerSecond: rate(
+              current.cluster.broadcastsTotal,
+              previous.cluster.broadcastsTotal,
+            ),
+            clusterDeliveriesPerSecond: rate(
+              current.cluster.deliveriesTotal,
+              previous.cluster.deliveriesTotal,
+            ),
+          },
         };
         previous = current;
       }
