@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ChannelServices } from "@wedsync/channels";
+import { Gauge } from "prom-client";
 
 export interface HealthProbes {
   database: () => Promise<void>;
@@ -32,6 +33,21 @@ async function probe(check: () => Promise<void>): Promise<string> {
 
 function json(res: ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+/** Reports each dependency as 1 (up) or 0 (down) on every scrape of /metrics. */
+export function registerDependencyGauge(services: ChannelServices, health: HealthProbes) {
+  new Gauge({
+    name: "channels_dependency_up",
+    help: "1 when the dependency answered its probe, 0 when not",
+    labelNames: ["dependency"],
+    registers: [services.metrics.registry],
+    async collect() {
+      const [database, bus] = await Promise.all([probe(health.database), probe(health.bus)]);
+      this.set({ dependency: "database" }, database === "ok" ? 1 : 0);
+      this.set({ dependency: "bus" }, bus === "ok" ? 1 : 0);
+    },
+  });
 }
 
 /** Health, readiness and Prometheus metrics; everything else is a 404. */

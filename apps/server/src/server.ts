@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import {
@@ -15,7 +16,7 @@ import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { ConnectionHealthMonitor } from "./connection-health.ts";
 import { capMessageRate } from "./message-rate.ts";
-import { type HealthProbes, handleOpsRequest } from "./ops-routes.ts";
+import { type HealthProbes, handleOpsRequest, registerDependencyGauge } from "./ops-routes.ts";
 
 export interface ServerOptions {
   services: ChannelServices;
@@ -88,13 +89,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // JSON escaping and superjson framing can grow a payload; anything beyond this is hostile.
   const maxFrameBytes = config.CHANNELS_MAX_PAYLOAD_BYTES * 4 + 16_384;
 
+  /** Server faults are logged with their stack; client errors only at debug. Never inputs or tokens. */
+  const onError = ({ error, path, type }: { error: TRPCError; path?: string; type: string }) => {
+    const fields = { path, type, code: error.code, message: error.message };
+    if (error.code === "INTERNAL_SERVER_ERROR")
+      logger.error({ ...fields, err: error.cause ?? error }, "procedure failed");
+    else logger.debug(fields, "procedure refused");
+  };
+
   const trpcHandler = createHTTPHandler<AppRouter>({
     router: appRouter,
     basePath: `${TRPC_PATH}/`,
     maxBodySize: maxFrameBytes,
     createContext: ({ req }) => contextFor(bearer(req)),
+    onError,
   });
 
+  registerDependencyGauge(services, options.health);
   let draining = false;
   const server = createServer((req, res) => {
     if (req.url?.startsWith(`${TRPC_PATH}/`)) return trpcHandler(req, res);
@@ -111,6 +122,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     wss,
     router: appRouter,
     experimental_encoder: config.CHANNELS_FANOUT_MODE === "encode-once" ? channelsWsEncoder : undefined,
+    onError,
     // Heartbeats are WebSocket ping frames from ConnectionHealthMonitor, not tRPC's text PINGs.
     keepAlive: { enabled: false },
     createContext: ({ info, res }) => {

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codeOf, events, startTestServer, type TestServer, uid } from "./harness.ts";
 
@@ -55,6 +56,9 @@ describe("ops endpoints", () => {
       "channels_slow_consumers_dropped_total",
       "channels_auth_failures_total",
       "channels_rate_limited_total",
+      "channels_heartbeat_timeouts_total",
+      "channels_queue_depth",
+      "channels_dependency_up",
     ]) {
       expect(text).toContain(`# TYPE ${name} `);
     }
@@ -109,5 +113,33 @@ describe("ops endpoints", () => {
     expect(await codeOf(client.trpc.channel.list.query())).toBe("UNAUTHORIZED");
     expect(await codeOf(client.trpc.queue.pending.query())).toBe("UNAUTHORIZED");
     expect(sample(await metrics(), "channels_auth_failures_total")).toBe(before + 2);
+  });
+
+  it("/metrics reports the database and the bus as up", async () => {
+    const text = await metrics();
+    expect(text).toContain('channels_dependency_up{dependency="database"} 1');
+    expect(text).toContain('channels_dependency_up{dependency="bus"} 1');
+  });
+});
+
+describe("start-up configuration", () => {
+  it.each([
+    ["PORT", "not-a-port"],
+    ["CHANNELS_RETENTION", "a week"],
+    ["CHANNELS_TIER_FREE", "-3"],
+  ])("refuses to start with %s=%s and names the variable", async (name, value) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: new URL("..", import.meta.url).pathname,
+      env: { ...process.env, [name]: value, CHANNELS_DATA_DIR: "/nonexistent-never-created" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    expect(stderr).toContain(name);
+    expect(stderr).toContain("invalid configuration");
   });
 });
