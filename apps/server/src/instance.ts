@@ -6,6 +6,7 @@ import pino, { type Logger } from "pino";
 import { scheduleCleanup } from "./cleanup.ts";
 import { resolveJwtSecret } from "./jwt-secret.ts";
 import { type RunningServer, startServer } from "./server.ts";
+import { scheduleWebhookDeliveries } from "./webhook-delivery.ts";
 
 export interface InstanceOptions {
   config: Config;
@@ -54,6 +55,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     port: config.PORT,
   });
   const stopCleanup = scheduleCleanup(services, logger);
+  const stopWebhooks = scheduleWebhookDeliveries(services, logger);
   return {
     ...server,
     services,
@@ -66,6 +68,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     },
     async close() {
       stopCleanup();
+      await stopWebhooks();
       services.presence.stop();
       services.stats.stop();
       await server.close();

@@ -17,6 +17,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { ConnectionHealthMonitor } from "./connection-health.ts";
 import { capMessageRate } from "./message-rate.ts";
 import { type HealthProbes, handleOpsRequest, registerDependencyGauge } from "./ops-routes.ts";
+import { handleInboundWebhook, INBOUND_WEBHOOK_PATH } from "./webhook-routes.ts";
 
 export interface ServerOptions {
   services: ChannelServices;
@@ -108,7 +109,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   registerDependencyGauge(services, options.health);
   let draining = false;
   const server = createServer((req, res) => {
-    if (req.url?.startsWith(`${TRPC_PATH}/`)) return trpcHandler(req, res);
+    if (req.url?.startsWith(`${TRPC_PATH}/`)) {
+      // Draining: a call that arrives now (on a kept-alive connection) goes elsewhere; only calls
+      // already running are finished. Accepting it would risk cutting it after it was stored.
+      if (draining) return void res.writeHead(503, { "retry-after": "1", connection: "close" }).end();
+      if (req.method !== "POST") return trpcHandler(req, res);
+      // A mutation is in flight from its arrival until its answer is sent: the drain waits for
+      // both ends (token check and body before the procedure, the response after it).
+      return void services.inflight.run(
+        () =>
+          new Promise<void>((resolve) => {
+            res.once("close", resolve);
+            void trpcHandler(req, res);
+          }),
+      );
+    }
+    if (req.url?.split("?")[0] === INBOUND_WEBHOOK_PATH) {
+      return void handleInboundWebhook(req, res, { services, logger, draining: () => draining });
+    }
     handleOpsRequest(req, res, { services, health: options.health, draining: () => draining }).catch(
       (error) => {
         logger.error({ err: error }, "ops route failed");

@@ -20,6 +20,11 @@ export interface Bus {
   readonly presence: PresenceStore;
   /** A limiter whose counters are shared by every instance on this bus. */
   rateLimiter(rule: RateLimitRule): RateLimiter;
+  /**
+   * Marks `key` as used for `ttlMs`, shared by every instance on this bus: true the first time,
+   * false while the mark lasts (e.g. a webhook signature already accepted: replay protection).
+   */
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
   /** Rejects when the bus cannot currently carry frames (for /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -8,6 +8,9 @@ export class MemoryBus implements Bus {
   readonly presence = new MemoryPresence();
   private readonly topics = new Set<string>();
   private frameHandlers: Array<(topic: string, frame: string) => void> = [];
+  /** claimOnce marks: key -> expiry (ms since epoch); expired marks are swept as calls come in. */
+  private readonly claims = new Map<string, number>();
+  private nextClaimSweep = 0;
 
   async publish(topic: string, frame: string) {
     if (!this.topics.has(topic)) return;
@@ -34,10 +37,23 @@ export class MemoryBus implements Bus {
     return memoryRateLimiter(rule);
   }
 
+  async claimOnce(key: string, ttlMs: number) {
+    const now = Date.now();
+    if (now >= this.nextClaimSweep) {
+      for (const [k, expiresAt] of this.claims) if (expiresAt <= now) this.claims.delete(k);
+      this.nextClaimSweep = now + 1_000;
+    }
+    const expiresAt = this.claims.get(key);
+    if (expiresAt !== undefined && expiresAt > now) return false;
+    this.claims.set(key, now + Math.max(1, ttlMs));
+    return true;
+  }
+
   async ping() {}
 
   async close() {
     this.topics.clear();
     this.frameHandlers = [];
+    this.claims.clear();
   }
 }

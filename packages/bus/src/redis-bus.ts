@@ -85,6 +85,18 @@ export class RedisBus implements Bus {
     return redisRateLimiter(rule, this.pub, this.prefix);
   }
 
+  async claimOnce(key: string, ttlMs: number): Promise<boolean> {
+    // SET NX: atomic across instances; the mark expires by itself.
+    const set = await this.pub.set(
+      `${this.prefix}once:${key}`,
+      "1",
+      "PX",
+      Math.max(1, Math.ceil(ttlMs)),
+      "NX",
+    );
+    return set === "OK";
+  }
+
   async ping(): Promise<void> {
     await this.pub.ping();
   }

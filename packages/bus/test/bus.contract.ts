@@ -53,6 +53,22 @@ export function busContract(name: string, open: () => Promise<Bus>) {
       expect(framesOf("t-stop")).toEqual(["before"]);
     });
 
+    it("claimOnce: true the first time, false while the mark lasts, true again after it expires", async () => {
+      const key = `once-${Math.random()}`;
+      expect(await bus.claimOnce(key, 150)).toBe(true);
+      expect(await bus.claimOnce(key, 150)).toBe(false);
+      expect(await bus.claimOnce(`${key}-other`, 150)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      expect(await bus.claimOnce(key, 60_000)).toBe(true);
+      expect(await bus.claimOnce(key, 60_000)).toBe(false);
+    });
+
+    it("claimOnce: of concurrent claims of one key exactly one wins", async () => {
+      const key = `once-race-${Math.random()}`;
+      const results = await Promise.all(Array.from({ length: 20 }, () => bus.claimOnce(key, 60_000)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
     it("rate-limits per key: the point after the last is refused with a retry delay", async () => {
       const limiter = bus.rateLimiter({ name: `rl-${Math.random()}`, points: 5, durationSeconds: 60 });
       const decisions = [];

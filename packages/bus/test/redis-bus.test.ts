@@ -112,3 +112,17 @@ describe.runIf(url)("RedisBus across a Redis restart", () => {
     expect(resyncs()).toBe(0);
   });
 });
+
+describe.runIf(url)("RedisBus claimOnce", () => {
+  it("a key claimed on one instance is taken for the other", async () => {
+    const instances = [new RedisBus({ url: url! }), new RedisBus({ url: url! })];
+    try {
+      await Promise.all(instances.map((bus) => bus.connect()));
+      const key = `shared-${randomUUID()}`;
+      expect(await instances[0]!.claimOnce(key, 60_000)).toBe(true);
+      expect(await instances[1]!.claimOnce(key, 60_000)).toBe(false);
+    } finally {
+      await Promise.all(instances.map((bus) => bus.close()));
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { TRPCError } from "@trpc/server";
 import type { ChannelRow, ChannelStore } from "@wedsync/db";
 import type { AuditTrail } from "./audit.ts";
+import { ChannelCache } from "./channel-cache.ts";
 import type { ChannelType, ParsedChannelName } from "./channel-name.ts";
 import type { Config } from "./config.ts";
 import type { ChannelEvent } from "./events.ts";
@@ -10,11 +11,12 @@ import { type ChannelReset, messageId, parseMessageId } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
 import { openChannelStream } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
-import { type Access, isAllowed, mayGrant } from "./policy.ts";
+import { type Access, isAllowed, mayGrant, webhookMayPublish } from "./policy.ts";
 import type { PresenceEvent, PresenceManager } from "./presence-manager.ts";
 import type { RateLimits } from "./rate-limits.ts";
 import type { OutboundSocket } from "./slow-consumer.ts";
 import { Waiter } from "./waiter.ts";
+import { generateWebhookSecret } from "./webhooks.ts";
 
 export interface ChannelManagerDeps {
   store: ChannelStore;
@@ -27,7 +29,12 @@ export interface ChannelManagerDeps {
   config: Config;
 }
 
+/** Who did something, for audit rows and rate limits: a user, or a system such as `webhook:inbound`. */
+type Actor = Pick<Identity, "sub">;
+
 const MISSED_LIMIT = 500;
+/** Bounds the deliveries one message can cause. */
+const MAX_WEBHOOKS_PER_CHANNEL = 10;
 const STREAM_PAGE = 500;
 const INBOX_CAPACITY = 1_024;
 /** Presence events kept for a watcher that is not reading; older ones are dropped. */
@@ -43,7 +50,11 @@ export class ChannelManager {
   /** Live subscriptions per WebSocket, against CHANNELS_MAX_SUBSCRIPTIONS_PER_CONNECTION. */
   private readonly socketSlots = new WeakMap<OutboundSocket, number>();
 
-  constructor(private readonly deps: ChannelManagerDeps) {}
+  private readonly channels: ChannelCache;
+
+  constructor(private readonly deps: ChannelManagerDeps) {
+    this.channels = new ChannelCache(deps.store);
+  }
 
   async createChannel(
     identity: Identity,
@@ -72,6 +83,7 @@ export class ChannelManager {
     // A concurrent create of a creator-owned channel by someone else must not hand it over.
     if (!created) await this.authorize(identity, parsed, "create", channel, "create");
     if (created) this.audit(identity, "create", parsed.name);
+    this.channels.remember(channel);
     return toChannelDto(channel);
   }
 
@@ -97,13 +109,15 @@ export class ChannelManager {
       });
     }
     const cursor = result.subscription.cursorSeq;
-    const missed = await this.deps.queue.messagesAfter(channel, cursor, MISSED_LIMIT + 1);
+    const [missed, range] = await Promise.all([
+      this.deps.queue.messagesAfter(channel, cursor, MISSED_LIMIT + 1),
+      this.deps.store.retainedRange(channel.id, new Date()),
+    ]);
     // Messages after the cursor that retention already removed are reported, never skipped silently.
-    const firstKept = missed[0]?.seq ?? channel.lastSeq + 1;
-    const reset: ChannelReset | null =
-      firstKept > cursor + 1 && channel.lastSeq > cursor
-        ? { type: "reset", channel: channel.name, reason: "retention", oldestSeq: missed[0]?.seq ?? null }
-        : null;
+    const lost = cursor < range.lastSeq && (range.oldestSeq === null || range.oldestSeq > cursor + 1);
+    const reset: ChannelReset | null = lost
+      ? { type: "reset", channel: channel.name, reason: "retention", oldestSeq: range.oldestSeq }
+      : null;
     this.audit(identity, "subscribe", parsed.name);
     return {
       subscription: {
@@ -134,7 +148,45 @@ export class ChannelManager {
     event: ChannelEvent,
     idempotencyKey: string | null,
   ) {
-    const channel = await this.resolve(identity, parsed, "publish", "broadcast");
+    const channel = await this.resolve(identity, parsed, "publish", "broadcast", true);
+    return this.publish(identity, parsed, channel, event, idempotencyKey);
+  }
+
+  /**
+   * A broadcast from an external system that proved it holds the inbound webhook secret (POST
+   * /webhooks/inbound). Allowed by channel kind only (webhookMayPublish); then the same path as
+   * channel.broadcast: rate limit, durable store, fan-out, outbound webhooks, audit.
+   */
+  async broadcastFromWebhook(
+    senderId: string,
+    parsed: ParsedChannelName,
+    event: ChannelEvent,
+    idempotencyKey: string | null,
+  ) {
+    const actor = { sub: senderId };
+    if (!webhookMayPublish(parsed.address)) {
+      this.audit(actor, "broadcast", parsed.name, "denied", "no webhook publish access");
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: "signed webhooks may publish to form:response and journey:milestone channels only",
+      });
+    }
+    const channel = await this.channels.find(parsed.name);
+    if (!channel) {
+      this.audit(actor, "broadcast", parsed.name, "denied", "not found");
+      throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
+    }
+    return this.publish(actor, parsed, channel, event, idempotencyKey);
+  }
+
+  /** Everything a broadcast does once its sender is authorized for the channel. */
+  private async publish(
+    identity: Actor,
+    parsed: ParsedChannelName,
+    channel: ChannelRow,
+    event: ChannelEvent,
+    idempotencyKey: string | null,
+  ) {
     // A retry of a stored broadcast is answered without spending the channel's budget.
     const retried =
       idempotencyKey === null ? undefined : await this.deps.queue.findRetried(channel, idempotencyKey);
@@ -149,12 +201,14 @@ export class ChannelManager {
     await this.limited(identity, "broadcast", parsed.name, () =>
       this.deps.limits.broadcastsPerChannel(channel.id),
     );
-    const { message, duplicate } = await this.deps.queue.enqueueMessage(
-      channel,
-      identity.sub,
-      event,
-      idempotencyKey,
-    );
+    const { message, duplicate } = await this.deps.queue
+      .enqueueMessage(channel, identity.sub, event, idempotencyKey)
+      .catch(async (error) => {
+        if (await this.deps.store.findChannel(parsed.name)) throw error;
+        // Deleted by cleanup since it was cached.
+        this.channels.forget(parsed.name);
+        throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
+      });
     if (!duplicate) this.deps.metrics.broadcasts.inc();
     // Stored is acknowledged: a lost live frame is recovered by subscribers from the store. A
     // duplicate is sent again too, in case the attempt that stored it never fanned it out.
@@ -300,6 +354,50 @@ export class ChannelManager {
     return { revoked };
   }
 
+  /**
+   * Registers an outbound webhook: every message stored on the channel from now on is POSTed, signed with
+   * the secret, to the URL (see the delivery worker). Owners only, like grants; the secret is returned once.
+   */
+  async addWebhook(identity: Identity, parsed: ParsedChannelName, url: string, secret: string | undefined) {
+    const channel = await this.resolveOwned(identity, parsed, "webhook.add", "add webhooks");
+    const existing = await this.deps.store.listWebhooks(channel.id);
+    if (existing.length >= MAX_WEBHOOKS_PER_CHANNEL) {
+      this.audit(identity, "webhook.add", parsed.name, "denied", "webhook limit");
+      throw new TRPCError({
+        code: "PRECONDITION_FAILED",
+        message: `a channel may have at most ${MAX_WEBHOOKS_PER_CHANNEL} webhooks; remove one first`,
+      });
+    }
+    const row = await this.deps.store.addWebhook({
+      channelId: channel.id,
+      url,
+      secret: secret ?? generateWebhookSecret(),
+      createdBy: identity.sub,
+    });
+    // The origin only: a path or query may carry a receiver's own token.
+    this.audit(identity, "webhook.add", parsed.name, "ok", null, {
+      webhookId: row.id,
+      origin: new URL(row.url).origin,
+    });
+    return { id: row.id, url: row.url, secret: row.secret, createdAt: row.createdAt };
+  }
+
+  /** Stops deliveries to a webhook, including pending retries. Owners only. */
+  async removeWebhook(identity: Identity, parsed: ParsedChannelName, webhookId: string) {
+    const channel = await this.resolveOwned(identity, parsed, "webhook.remove", "remove webhooks");
+    const removed = await this.deps.store.removeWebhook(channel.id, webhookId);
+    const reason = removed ? null : "no such webhook";
+    this.audit(identity, "webhook.remove", parsed.name, "ok", reason, { webhookId });
+    return { removed };
+  }
+
+  /** The channel's webhooks without their secrets. Owners only. */
+  async listWebhooks(identity: Identity, parsed: ParsedChannelName) {
+    const channel = await this.resolveOwned(identity, parsed, "webhook.list", "list webhooks");
+    const rows = await this.deps.store.listWebhooks(channel.id);
+    return rows.map(({ id, url, createdBy, createdAt }) => ({ id, url, createdBy, createdAt }));
+  }
+
   /** Null when another instance is cleaning up right now. */
   cleanupInactiveChannels(now = new Date()): Promise<number | null> {
     return this.deps.store.deleteInactiveChannels(
@@ -321,9 +419,21 @@ export class ChannelManager {
   }
 
   /** FORBIDDEN for outsiders whether or not the channel exists; NOT_FOUND only for would-be members. */
-  private async resolve(identity: Identity, parsed: ParsedChannelName, access: Access, action: string) {
+  /**
+   * `cached` (the broadcast path only) may return a row cleanup has since deleted; that path
+   * detects it on write. Everything else reads the store.
+   */
+  private async resolve(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    access: Access,
+    action: string,
+    cached = false,
+  ) {
     const byName = isAllowed(identity, parsed.address, access);
-    const channel = await this.deps.store.findChannel(parsed.name);
+    const channel = cached
+      ? await this.channels.find(parsed.name)
+      : await this.deps.store.findChannel(parsed.name);
     if (!byName) await this.authorize(identity, parsed, access, channel ?? null, action);
     if (!channel) {
       this.audit(identity, action, parsed.name, "denied", "not found");
@@ -354,14 +464,19 @@ export class ChannelManager {
   }
 
   /** For grant/revoke: owning members get NOT_FOUND for a missing channel, everyone else FORBIDDEN. */
-  private async resolveOwned(identity: Identity, parsed: ParsedChannelName, action: string) {
+  private async resolveOwned(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    action: string,
+    what = `${action} access`,
+  ) {
     const channel = await this.deps.store.findChannel(parsed.name);
     const owner = mayGrant(identity, parsed.address, channel?.createdBy ?? "");
     if (!owner) {
       this.audit(identity, action, parsed.name, "denied", "not an owner");
       throw new TRPCError({
         code: "FORBIDDEN",
-        message: `only the owners of ${parsed.name} may ${action} access`,
+        message: `only the owners of ${parsed.name} may ${what}`,
       });
     }
     if (!channel) {
@@ -371,12 +486,7 @@ export class ChannelManager {
     return channel;
   }
 
-  private async limited(
-    identity: Identity,
-    action: string,
-    channelName: string,
-    consume: () => Promise<void>,
-  ) {
+  private async limited(identity: Actor, action: string, channelName: string, consume: () => Promise<void>) {
     try {
       await consume();
     } catch (error) {
@@ -408,7 +518,7 @@ export class ChannelManager {
   }
 
   private audit(
-    identity: Identity,
+    identity: Actor,
     action: string,
     channelName: string,
     outcome: "ok" | "denied" = "ok",

@@ -53,6 +53,16 @@ const envSchema = z.object({
   CHANNELS_SLOW_CONSUMER_TIMEOUT_MS: positiveInt(5_000),
   /** encode-once: one serialization per message per instance; stock: tRPC's per-subscriber path (reference). */
   CHANNELS_FANOUT_MODE: z.enum(["encode-once", "stock"]).default("encode-once"),
+  /** HMAC key of POST /webhooks/inbound; unset, the route answers 503. */
+  CHANNELS_WEBHOOK_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  /** Outbound webhooks: delay before the first retry; doubles per attempt (with jitter), capped at an hour. */
+  CHANNELS_WEBHOOK_RETRY_BASE_MS: positiveInt(30_000),
+  /** Outbound webhooks: attempts per message before giving up. */
+  CHANNELS_WEBHOOK_MAX_ATTEMPTS: positiveInt(8),
+  /** Outbound webhooks: how long one POST may take. */
+  CHANNELS_WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
+  /** Outbound webhooks: how often each instance looks for due deliveries. */
+  CHANNELS_WEBHOOK_POLL_MS: positiveInt(1_000),
   CHANNELS_INSTANCE_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/)

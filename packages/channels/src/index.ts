@@ -33,4 +33,26 @@ export { toPlainText } from "./sanitize.ts";
 export { type ChannelServices, createChannelServices } from "./services.ts";
 export { type OutboundSocket, SLOW_CONSUMER_CLOSE_CODE } from "./slow-consumer.ts";
 export { type ClusterSnapshot, ClusterStats, type InstanceFigures } from "./stats.ts";
+export {
+  acceptInboundWebhook,
+  INBOUND_WEBHOOK_SENDER,
+  type InboundWebhookRequest,
+  type InboundWebhookResponse,
+  inboundWebhookMaxBytes,
+  refuseOversizedWebhook,
+} from "./webhook-inbound.ts";
+export {
+  computeSignature,
+  SIGNATURE_HEADER,
+  SIGNATURE_TOLERANCE_SECONDS,
+  type SignatureCheck,
+  signWebhook,
+  verifyWebhookSignature,
+} from "./webhook-signature.ts";
+export {
+  generateWebhookSecret,
+  webhookDeliveryBody,
+  webhookRetryDelay,
+  webhookUrlSchema,
+} from "./webhooks.ts";
 export { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "./wire-format.ts";

@@ -52,7 +52,17 @@ export function createMetrics(sources: { liveChannels: () => number }) {
       help: "Stored messages not yet expired (sampled with the cluster stats)",
       ...of,
     }),
-    authFailures: new Counter({ name: "channels_auth_failures_total", help: "Refused tokens", ...of }),
+    authFailures: new Counter({
+      name: "channels_auth_failures_total",
+      help: "Refused tokens and inbound webhook signatures",
+      ...of,
+    }),
+    webhookDeliveries: new Counter({
+      name: "channels_webhook_deliveries_total",
+      help: "Outbound webhook attempts by outcome (delivered, failed, gave_up)",
+      labelNames: ["outcome"] as const,
+      ...of,
+    }),
     rateLimited: new Counter({
       name: "channels_rate_limited_total",
       help: "Requests refused by a rate limit",

@@ -52,6 +52,17 @@ export function isAllowed(
   return access !== "publish" || address.kind !== "venue-broadcast";
 }
 
+/**
+ * Which channels a signed inbound webhook (POST /webhooks/inbound) may publish to. The rules table names
+ * "signed webhooks" as publishers of form responses, which external form tools submit. Journey milestones
+ * are the other channel kind fed by external systems (planning tools marking a milestone done). Everything
+ * else stays closed on purpose: a single shared secret identifies no wedding, so a leaked secret must not
+ * let anyone write into dashboards, collaborations or venue announcements of every tenant.
+ */
+export function webhookMayPublish(address: ChannelAddress): boolean {
+  return address.kind === "form-response" || address.kind === "journey-milestone";
+}
+
 /** Who may share a channel: its owning members (the name's publishers) or a form's creator; never grantees. */
 export function mayGrant(identity: Identity, address: ChannelAddress, createdBy: string): boolean {
   return isAllowed(identity, address, "publish", { createdBy, granted: false });

@@ -35,6 +35,8 @@ describe("loadConfig", () => {
     ["CHANNELS_RETENTION", "a week"],
     ["DATABASE_URL", "not a url"],
     ["CHANNELS_JWT_SECRET", "short"],
+    ["CHANNELS_WEBHOOK_SECRET", "short"],
+    ["CHANNELS_WEBHOOK_MAX_ATTEMPTS", "0"],
   ])("refuses %s=%s naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(name);

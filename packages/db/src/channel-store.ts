@@ -1,4 +1,13 @@
-import type { AuditRow, ChannelRow, GrantRow, MessageRow, NewAuditRow, SubscriptionRow } from "./schema.ts";
+import type {
+  AuditRow,
+  ChannelRow,
+  GrantRow,
+  MessageRow,
+  NewAuditRow,
+  SubscriptionRow,
+  WebhookOutboxRow,
+  WebhookRow,
+} from "./schema.ts";
 
 export interface NewChannel {
   name: string;
@@ -55,6 +64,43 @@ export interface AuditQuery {
   channelName?: string;
 }
 
+export interface NewWebhook {
+  channelId: string;
+  url: string;
+  secret: string;
+  createdBy: string;
+}
+
+export interface ClaimWebhookDeliveries {
+  /** The caller's clock: rows with next_attempt_at <= now are due. */
+  now: Date;
+  limit: number;
+  /** Claimed rows are not due again (for any instance) until now + leaseMs, unless completed or failed. */
+  leaseMs: number;
+}
+
+/** One due delivery, claimed: what the worker needs to POST it. */
+export interface WebhookDelivery {
+  /** The outbox row id. */
+  id: number;
+  webhookId: string;
+  url: string;
+  secret: string;
+  channelName: string;
+  message: MessageRow;
+  /** Attempts including this one (1 on the first claim). */
+  attempts: number;
+}
+
+export interface FailWebhookDelivery {
+  id: number;
+  /** The attempts value of the claim that failed: a stale claimer cannot overwrite a newer outcome. */
+  attempts: number;
+  error: string;
+  /** When to try again; null gives up (the row stays, undelivered, for inspection). */
+  retryAt: Date | null;
+}
+
 export interface StoreCounts {
   channels: number;
   activeSubscriptions: number;
@@ -69,7 +115,10 @@ export interface ChannelStore {
   /** Creates the channel or returns the existing one with that name. */
   upsertChannel(input: NewChannel): Promise<{ channel: ChannelRow; created: boolean }>;
   findChannel(name: string): Promise<ChannelRow | undefined>;
-  /** Stores a message with the channel's next seq; an idempotency key already used returns the stored one. */
+  /**
+   * Stores a message with the channel's next seq; an idempotency key already used returns the stored one.
+   * In the same statement, queues one outbox row per webhook of the channel (none are queued for a duplicate).
+   */
   appendMessage(input: AppendMessage): Promise<{ message: MessageRow; duplicate: boolean }>;
   findMessageByIdempotencyKey(channelId: string, key: string): Promise<MessageRow | undefined>;
   /** Unexpired messages with seq > afterSeq, ascending. */
@@ -95,6 +144,22 @@ export interface ChannelStore {
   revoke(channelId: string, userId: string): Promise<boolean>;
   hasGrant(channelId: string, userId: string): Promise<boolean>;
   listGrants(channelId: string): Promise<GrantRow[]>;
+  addWebhook(input: NewWebhook): Promise<WebhookRow>;
+  /** Returns false when the channel has no webhook with that id. */
+  removeWebhook(channelId: string, webhookId: string): Promise<boolean>;
+  /** Oldest first. */
+  listWebhooks(channelId: string): Promise<WebhookRow[]>;
+  /**
+   * Claims due outbox rows, oldest due first, skipping rows another instance is claiming right now
+   * (FOR UPDATE SKIP LOCKED): counts the attempt and leases the rows until now + leaseMs.
+   */
+  claimWebhookDeliveries(request: ClaimWebhookDeliveries): Promise<WebhookDelivery[]>;
+  /** Marks the row delivered (nothing more to do). */
+  completeWebhookDelivery(id: number, deliveredAt: Date): Promise<void>;
+  /** Records a failed attempt and when to retry (or that there will be no retry). False if outdated. */
+  failWebhookDelivery(failure: FailWebhookDelivery): Promise<boolean>;
+  /** Outbox rows of one webhook, oldest first (inspection and tests). */
+  listWebhookOutbox(webhookId: string): Promise<WebhookOutboxRow[]>;
   writeAudit(rows: NewAuditRow[]): Promise<void>;
   readAudit(query: AuditQuery): Promise<AuditRow[]>;
   counts(now: Date): Promise<StoreCounts>;

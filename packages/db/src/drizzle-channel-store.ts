@@ -1,12 +1,31 @@
-import { and, asc, count, desc, eq, gt, lt, min, notExists, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  count,
+  desc,
+  eq,
+  gt,
+  inArray,
+  isNotNull,
+  isNull,
+  lt,
+  lte,
+  min,
+  notExists,
+  sql,
+} from "drizzle-orm";
 import type {
   AppendMessage,
   AuditQuery,
   ChannelStore,
+  ClaimWebhookDeliveries,
+  FailWebhookDelivery,
   NewChannel,
+  NewWebhook,
   PendingMessage,
   SubscribeRequest,
   SubscribeResult,
+  WebhookDelivery,
 } from "./channel-store.ts";
 import type { Database } from "./client.ts";
 import {
@@ -17,10 +36,14 @@ import {
   messages,
   type NewAuditRow,
   subscriptions,
+  webhookOutbox,
+  webhooks,
 } from "./schema.ts";
 
 const UNIQUE_VIOLATION = "23505";
 const CLEANUP_BATCH = 10_000;
+const WEBHOOK_HINT_MS = 60_000;
+const WEBHOOK_HINTS_MAX = 100_000;
 
 type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
@@ -37,6 +60,9 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 export class DrizzleChannelStore implements ChannelStore {
+  /** Channels seen with webhooks -> until when to believe it (see insertNext); only a performance hint. */
+  private readonly webhookHints = new Map<string, number>();
+
   constructor(private readonly db: Database) {}
 
   async upsertChannel(input: NewChannel) {
@@ -68,18 +94,60 @@ export class DrizzleChannelStore implements ChannelStore {
     }
   }
 
-  /** One statement: bumps the channel head under its row lock and inserts at the new seq, so commits land in seq order. */
+  /**
+   * One statement: bumps the channel head under its row lock and inserts at the new seq, so commits land in seq
+   * order. A channel with webhooks gets the statement with an outbox CTE instead (transactional outbox: the
+   * message and its deliveries commit together or not at all).
+   *
+   * Channels without webhooks pay nothing for the feature: the plain statement only adds `webhook_count = 0`
+   * to the row it already locks. Folding the outbox CTE into every append instead was measured on Postgres
+   * 15 (EXPLAIN ANALYZE, 3 x 400 appends to a channel without webhooks, statements planned every time as
+   * drizzle sends them through postgres.js and PGlite) at +0.07 ms planning and +0.01-0.02 ms execution on a
+   * ~0.22 ms statement: about +40% of the append's database time, for an empty index probe. A per-instance
+   * cache alone would need cross-instance invalidation and could store a message without its deliveries. So
+   * the store keeps a hint of which channels have webhooks but never trusts it: when the hint is missing or
+   * stale the guard makes the plain statement change nothing and the append is retried with the outbox CTE
+   * (one extra round trip, once per channel and instance per hint period). A stale "has webhooks" only costs
+   * the bigger statement until the hint expires. No message is ever stored without its deliveries.
+   */
   private async insertNext(input: AppendMessage): Promise<MessageRow> {
+    const hinted = this.webhookHints.get(input.channelId);
+    if (hinted === undefined || hinted < Date.now()) {
+      this.webhookHints.delete(input.channelId);
+      const row = await this.insertStatement(input, false);
+      if (row) return row;
+    }
+    const row = await this.insertStatement(input, true);
+    if (!row) throw new Error(`channel ${input.channelId} does not exist`);
+    if (this.webhookHints.size >= WEBHOOK_HINTS_MAX) this.webhookHints.clear();
+    this.webhookHints.set(input.channelId, Date.now() + WEBHOOK_HINT_MS);
+    return row;
+  }
+
+  /** Undefined when nothing was inserted: no such channel, or (without the outbox) the channel has webhooks. */
+  private async insertStatement(input: AppendMessage, withOutbox: boolean): Promise<MessageRow | undefined> {
     const db = this.db;
     const bump = db.$with("bump").as(
       db
         .update(channels)
         .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
-        .where(eq(channels.id, input.channelId))
+        .where(
+          withOutbox
+            ? eq(channels.id, input.channelId)
+            : and(eq(channels.id, input.channelId), eq(channels.webhookCount, 0)),
+        )
         .returning({ channelId: channels.id, seq: channels.lastSeq }),
     );
+    // The message row is inserted by the main statement; the outbox's foreign key to it is checked at the
+    // statement's end.
+    const queued = db.$with("queued", { id: sql<number>`id` }).as(
+      sql`insert into ${webhookOutbox} ("webhook_id", "channel_id", "seq")
+        select ${webhooks.id}, ${bump.channelId}, ${bump.seq} from ${bump}
+        join ${webhooks} on ${webhooks.channelId} = ${bump.channelId}
+        returning ${webhookOutbox.id}`,
+    );
     const rows = await db
-      .with(bump)
+      .with(...(withOutbox ? [bump, queued] : [bump]))
       .insert(messages)
       .select(
         db
@@ -97,9 +165,7 @@ export class DrizzleChannelStore implements ChannelStore {
           .from(bump),
       )
       .returning();
-    const row = rows[0];
-    if (!row) throw new Error(`channel ${input.channelId} does not exist`);
-    return row;
+    return rows[0];
   }
 
   async findMessageByIdempotencyKey(channelId: string, key: string) {
@@ -372,6 +438,123 @@ export class DrizzleChannelStore implements ChannelStore {
       .from(grants)
       .where(eq(grants.channelId, channelId))
       .orderBy(asc(grants.createdAt));
+  }
+
+  /** The count on the channel row is changed under that row's lock, which every append of the channel takes. */
+  addWebhook(input: NewWebhook) {
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx.insert(webhooks).values(input).returning();
+      if (!row) throw new Error("webhook insert returned nothing");
+      await tx
+        .update(channels)
+        .set({ webhookCount: sql`${channels.webhookCount} + 1` })
+        .where(eq(channels.id, input.channelId));
+      this.webhookHints.set(input.channelId, Date.now() + WEBHOOK_HINT_MS);
+      return row;
+    });
+  }
+
+  removeWebhook(channelId: string, webhookId: string) {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx
+        .delete(webhooks)
+        .where(and(eq(webhooks.channelId, channelId), eq(webhooks.id, webhookId)))
+        .returning({ id: webhooks.id });
+      if (rows.length === 0) return false;
+      await tx
+        .update(channels)
+        .set({ webhookCount: sql`greatest(${channels.webhookCount} - 1, 0)` })
+        .where(eq(channels.id, channelId));
+      return true;
+    });
+  }
+
+  listWebhooks(channelId: string) {
+    return this.db
+      .select()
+      .from(webhooks)
+      .where(eq(webhooks.channelId, channelId))
+      .orderBy(asc(webhooks.createdAt), asc(webhooks.id));
+  }
+
+  /**
+   * One statement: locks up to `limit` due rows, skipping rows locked by a concurrent claim on another
+   * instance, and leases them (attempts + 1, next_attempt_at = now + lease) before the lock is released, so
+   * no other claim takes them while this instance delivers. If the instance dies, the lease runs out and
+   * another instance retries (at-least-once; receivers dedupe by message id).
+   */
+  async claimWebhookDeliveries(request: ClaimWebhookDeliveries): Promise<WebhookDelivery[]> {
+    const db = this.db;
+    const due = db
+      .select({ id: webhookOutbox.id })
+      .from(webhookOutbox)
+      .where(and(isNotNull(webhookOutbox.nextAttemptAt), lte(webhookOutbox.nextAttemptAt, request.now)))
+      .orderBy(asc(webhookOutbox.nextAttemptAt))
+      .limit(request.limit)
+      .for("update", { skipLocked: true });
+    const claimed = db.$with("claimed").as(
+      db
+        .update(webhookOutbox)
+        .set({
+          attempts: sql`${webhookOutbox.attempts} + 1`,
+          nextAttemptAt: new Date(request.now.getTime() + request.leaseMs),
+        })
+        .where(inArray(webhookOutbox.id, due))
+        .returning({
+          id: webhookOutbox.id,
+          webhookId: webhookOutbox.webhookId,
+          channelId: webhookOutbox.channelId,
+          seq: webhookOutbox.seq,
+          attempts: webhookOutbox.attempts,
+        }),
+    );
+    const rows = await db
+      .with(claimed)
+      .select({
+        id: claimed.id,
+        webhookId: claimed.webhookId,
+        attempts: claimed.attempts,
+        url: webhooks.url,
+        secret: webhooks.secret,
+        channelName: channels.name,
+        message: messages,
+      })
+      .from(claimed)
+      .innerJoin(webhooks, eq(webhooks.id, claimed.webhookId))
+      .innerJoin(channels, eq(channels.id, claimed.channelId))
+      .innerJoin(messages, and(eq(messages.channelId, claimed.channelId), eq(messages.seq, claimed.seq)))
+      .orderBy(asc(claimed.id));
+    return rows.map((row) => ({ ...row, id: Number(row.id), attempts: Number(row.attempts) }));
+  }
+
+  async completeWebhookDelivery(id: number, deliveredAt: Date) {
+    await this.db
+      .update(webhookOutbox)
+      .set({ deliveredAt, nextAttemptAt: null, lastError: null })
+      .where(eq(webhookOutbox.id, id));
+  }
+
+  async failWebhookDelivery(failure: FailWebhookDelivery) {
+    const rows = await this.db
+      .update(webhookOutbox)
+      .set({ lastError: failure.error, nextAttemptAt: failure.retryAt })
+      .where(
+        and(
+          eq(webhookOutbox.id, failure.id),
+          eq(webhookOutbox.attempts, failure.attempts),
+          isNull(webhookOutbox.deliveredAt),
+        ),
+      )
+      .returning({ id: webhookOutbox.id });
+    return rows.length > 0;
+  }
+
+  listWebhookOutbox(webhookId: string) {
+    return this.db
+      .select()
+      .from(webhookOutbox)
+      .where(eq(webhookOutbox.webhookId, webhookId))
+      .orderBy(asc(webhookOutbox.id));
   }
 
   async writeAudit(rows: NewAuditRow[]) {

@@ -1,5 +1,14 @@
 export type * from "./channel-store.ts";
 export { type Database, type DatabaseHandle, type DatabaseOptions, openDatabase } from "./client.ts";
 export { DrizzleChannelStore } from "./drizzle-channel-store.ts";
-export type { AuditRow, ChannelRow, GrantRow, MessageRow, NewAuditRow, SubscriptionRow } from "./schema.ts";
+export type {
+  AuditRow,
+  ChannelRow,
+  GrantRow,
+  MessageRow,
+  NewAuditRow,
+  SubscriptionRow,
+  WebhookOutboxRow,
+  WebhookRow,
+} from "./schema.ts";
 export * as schema from "./schema.ts";

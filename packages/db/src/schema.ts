@@ -3,7 +3,9 @@ import {
   bigint,
   bigserial,
   boolean,
+  foreignKey,
   index,
+  integer,
   jsonb,
   pgEnum,
   pgTable,
@@ -32,6 +34,11 @@ export const channels = pgTable(
     lastActivity: timestamp("last_activity", { withTimezone: true }).notNull().defaultNow(),
     /** Head of the channel's total order; the next message gets lastSeq + 1 under this row's lock. */
     lastSeq: bigint("last_seq", { mode: "number" }).notNull().default(0),
+    /**
+     * How many channel_webhooks rows the channel has, kept under this row's lock by add/remove, so an append
+     * can tell from the row it already locks whether the message must be queued for webhooks.
+     */
+    webhookCount: integer("webhook_count").notNull().default(0),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
   },
   (t) => [
@@ -116,9 +123,62 @@ export const auditLog = pgTable(
   ],
 );
 
+/** Outbound webhooks: every message stored on the channel is POSTed, signed with `secret`, to `url`. */
+export const webhooks = pgTable(
+  "channel_webhooks",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    channelId: uuid("channel_id")
+      .notNull()
+      .references(() => channels.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    /** The HMAC key; needed in clear to sign, so it is shown to the owner once and never listed. */
+    secret: text("secret").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("channel_webhooks_channel_idx").on(t.channelId)],
+);
+
+/**
+ * One row per (webhook, message) to deliver, written in the same statement that stores the message
+ * (transactional outbox). `next_attempt_at` null means nothing more to do (delivered or given up).
+ * A row lives as long as its message: when retention deletes the message, the row goes with it.
+ */
+export const webhookOutbox = pgTable(
+  "channel_webhook_outbox",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    webhookId: uuid("webhook_id")
+      .notNull()
+      .references(() => webhooks.id, { onDelete: "cascade" }),
+    channelId: uuid("channel_id").notNull(),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).defaultNow(),
+    lastError: text("last_error"),
+    deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    foreignKey({
+      name: "channel_webhook_outbox_message_fk",
+      columns: [t.channelId, t.seq],
+      foreignColumns: [messages.channelId, messages.seq],
+    }).onDelete("cascade"),
+    // Due rows only: delivered and abandoned rows drop out of the index the claim scans.
+    index("channel_webhook_outbox_due_idx").on(t.nextAttemptAt).where(sql`${t.nextAttemptAt} is not null`),
+    // For the cascade from expired messages, and for reading a message's deliveries.
+    index("channel_webhook_outbox_message_idx").on(t.channelId, t.seq),
+    index("channel_webhook_outbox_webhook_idx").on(t.webhookId),
+  ],
+);
+
 export type ChannelRow = typeof channels.$inferSelect;
 export type SubscriptionRow = typeof subscriptions.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
 export type GrantRow = typeof grants.$inferSelect;
 export type AuditRow = typeof auditLog.$inferSelect;
 export type NewAuditRow = typeof auditLog.$inferInsert;
+export type WebhookRow = typeof webhooks.$inferSelect;
+export type WebhookOutboxRow = typeof webhookOutbox.$inferSelect;

@@ -679,6 +679,217 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
       });
     });
 
+    describe("webhooks and their outbox", () => {
+      const LEASE = 30_000;
+      const FAR = () => new Date(Date.now() + 10 * 365 * 24 * HOUR);
+      /** Claims are store-wide: completes whatever is due from earlier tests, so a test sees only its own. */
+      async function drain() {
+        for (;;) {
+          const due = await store().claimWebhookDeliveries({ now: FAR(), limit: 1_000, leaseMs: LEASE });
+          if (due.length === 0) return;
+          for (const row of due) await store().completeWebhookDelivery(row.id, new Date());
+        }
+      }
+      // Rows are due from the database's now(); a second ahead absorbs clock resolution differences.
+      const soon = () => new Date(Date.now() + 1_000);
+      const claim = (now = soon(), limit = 100, leaseMs = LEASE) =>
+        store().claimWebhookDeliveries({ now, limit, leaseMs });
+      async function webhook(channelId: string, url = "https://example.com/hook") {
+        return store().addWebhook({ channelId, url, secret: uid("secret"), createdBy: "creator-1" });
+      }
+
+      it("adds, lists (oldest first) and removes a channel's webhooks; ids of another channel remove nothing", async () => {
+        const ch = await channel();
+        const other = await channel();
+        const a = await webhook(ch.id, "https://a.example/hook");
+        const b = await webhook(ch.id, "http://127.0.0.1:9/b");
+        const elsewhere = await webhook(other.id);
+        expect(a).toMatchObject({ channelId: ch.id, url: "https://a.example/hook", createdBy: "creator-1" });
+        expect(a.id).toEqual(expect.any(String));
+        expect(a.secret).toEqual(expect.any(String));
+        expect(a.createdAt).toBeInstanceOf(Date);
+        expect((await store().listWebhooks(ch.id)).map((w) => w.id)).toEqual([a.id, b.id]);
+
+        expect(await store().removeWebhook(ch.id, elsewhere.id)).toBe(false);
+        expect(await store().removeWebhook(ch.id, randomUUID())).toBe(false);
+        expect(await store().removeWebhook(ch.id, a.id)).toBe(true);
+        expect(await store().removeWebhook(ch.id, a.id)).toBe(false);
+        expect((await store().listWebhooks(ch.id)).map((w) => w.id)).toEqual([b.id]);
+        expect((await store().listWebhooks(other.id)).map((w) => w.id)).toEqual([elsewhere.id]);
+        expect(await store().listWebhooks(randomUUID())).toEqual([]);
+      });
+
+      it("appendMessage queues one outbox row per webhook of the channel, none for other channels or duplicates", async () => {
+        const ch = await channel();
+        const plain = await channel();
+        await append(ch.id); // before any webhook: never queued
+        const [a, b] = [await webhook(ch.id), await webhook(ch.id)];
+        const key = uid("key");
+        const first = await append(ch.id, { key });
+        expect((await append(ch.id, { key })).duplicate).toBe(true);
+        await append(plain.id);
+        const second = await append(ch.id);
+
+        for (const hook of [a, b]) {
+          const rows = await store().listWebhookOutbox(hook.id);
+          expect(rows.map((r) => [r.channelId, r.seq])).toEqual([
+            [ch.id, first.message.seq],
+            [ch.id, second.message.seq],
+          ]);
+          expect(rows[0]).toMatchObject({
+            webhookId: hook.id,
+            attempts: 0,
+            lastError: null,
+            deliveredAt: null,
+          });
+          expect(rows[0]?.nextAttemptAt).toBeInstanceOf(Date);
+        }
+      });
+
+      it("every message appended after addWebhook returned is queued, even with appends racing the add", async () => {
+        const ch = await channel();
+        const racing: Array<Promise<unknown>> = [];
+        for (let i = 0; i < 10; i++) racing.push(append(ch.id));
+        const hook = await webhook(ch.id);
+        const after: Array<Promise<{ message: MessageRow }>> = [];
+        for (let i = 0; i < 10; i++) after.push(append(ch.id));
+        await Promise.all(racing);
+        const queued = new Set((await store().listWebhookOutbox(hook.id)).map((r) => r.seq));
+        for (const { message } of await Promise.all(after)) expect(queued.has(message.seq)).toBe(true);
+        expect((await store().findChannel(ch.name))?.lastSeq).toBe(20);
+      });
+
+      it("claim returns due deliveries with message, url and secret, and leases them", async () => {
+        await drain();
+        const ch = await channel();
+        const hook = await webhook(ch.id, "https://receiver.example/in");
+        const { message } = await append(ch.id, { payload: { text: "to deliver" }, senderId: "sender-7" });
+
+        const now = soon();
+        const [delivery, ...rest] = await claim(now);
+        expect(rest).toEqual([]);
+        expect(delivery).toMatchObject({
+          webhookId: hook.id,
+          url: "https://receiver.example/in",
+          secret: hook.secret,
+          channelName: ch.name,
+          attempts: 1,
+        });
+        expect(delivery?.id).toEqual(expect.any(Number));
+        expect(delivery?.message).toEqual(message);
+
+        // Leased: no claim gets it again until the lease runs out, then it is attempt 2.
+        expect(await claim(now)).toEqual([]);
+        expect(await claim(new Date(now.getTime() + LEASE - 1_000))).toEqual([]);
+        const again = await claim(new Date(now.getTime() + LEASE + 1));
+        expect(again.map((d) => [d.id, d.attempts])).toEqual([[delivery!.id, 2]]);
+      });
+
+      it("claim honours the limit, oldest due first", async () => {
+        await drain();
+        const ch = await channel();
+        const hook = await webhook(ch.id);
+        await appendMany(ch.id, 5);
+        const first = await claim(soon(), 2);
+        const second = await claim(soon(), 10);
+        expect(first.map((d) => d.message.seq)).toEqual([1, 2]);
+        expect(second.map((d) => d.message.seq)).toEqual([3, 4, 5]);
+        expect(new Set([...first, ...second].map((d) => d.webhookId))).toEqual(new Set([hook.id]));
+      });
+
+      it("concurrent claims never hand out the same row twice", async () => {
+        await drain();
+        const ch = await channel();
+        await webhook(ch.id);
+        await webhook(ch.id);
+        await appendMany(ch.id, 20);
+        const now = soon();
+        const batches = await Promise.all(Array.from({ length: 6 }, () => claim(now, 5)));
+        const ids = batches.flat().map((d) => d.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        // Whatever the claims skipped while locked is still there for the next one.
+        const rest = await claim(now, 100);
+        expect(new Set([...ids, ...rest.map((d) => d.id)]).size).toBe(40);
+        expect(rest.every((d) => d.attempts === 1)).toBe(true);
+      });
+
+      it("complete ends a delivery; fail records the error and retries at retryAt, or gives up", async () => {
+        await drain();
+        const ch = await channel();
+        const hook = await webhook(ch.id);
+        await appendMany(ch.id, 3);
+        const now = soon();
+        const [d1, d2, d3] = await claim(now);
+
+        const deliveredAt = new Date();
+        await store().completeWebhookDelivery(d1!.id, deliveredAt);
+
+        const retryAt = new Date(now.getTime() + 5_000);
+        expect(
+          await store().failWebhookDelivery({ id: d2!.id, attempts: 1, error: "HTTP 500", retryAt }),
+        ).toBe(true);
+        expect(
+          await store().failWebhookDelivery({ id: d3!.id, attempts: 1, error: "gave up", retryAt: null }),
+        ).toBe(true);
+
+        expect(await claim(new Date(now.getTime() + 4_000))).toEqual([]);
+        const retried = await claim(new Date(now.getTime() + 5_000));
+        expect(retried.map((d) => [d.id, d.attempts])).toEqual([[d2!.id, 2]]);
+        // A late outcome of the first attempt does not overwrite the second's lease.
+        expect(
+          await store().failWebhookDelivery({ id: d2!.id, attempts: 1, error: "late", retryAt: null }),
+        ).toBe(false);
+        // A delivered row stays delivered.
+        expect(
+          await store().failWebhookDelivery({ id: d1!.id, attempts: 1, error: "late", retryAt: now }),
+        ).toBe(false);
+        expect(await claim(FAR())).toEqual(retried.map((d) => ({ ...d, attempts: 3 })));
+
+        const rows = new Map((await store().listWebhookOutbox(hook.id)).map((r) => [r.id, r]));
+        expect(rows.get(d1!.id)).toMatchObject({ nextAttemptAt: null, lastError: null, attempts: 1 });
+        expect(rows.get(d1!.id)?.deliveredAt?.getTime()).toBe(deliveredAt.getTime());
+        expect(rows.get(d3!.id)).toMatchObject({
+          nextAttemptAt: null,
+          lastError: "gave up",
+          deliveredAt: null,
+        });
+        expect(rows.get(d2!.id)).toMatchObject({ attempts: 3, lastError: "HTTP 500", deliveredAt: null });
+      });
+
+      it("removing a webhook drops its pending deliveries; other webhooks keep theirs", async () => {
+        await drain();
+        const ch = await channel();
+        const [gone, kept] = [await webhook(ch.id), await webhook(ch.id)];
+        await appendMany(ch.id, 2);
+        expect(await store().removeWebhook(ch.id, gone.id)).toBe(true);
+        expect(await store().listWebhookOutbox(gone.id)).toEqual([]);
+        const due = await claim();
+        expect(due.map((d) => [d.webhookId, d.message.seq])).toEqual([
+          [kept.id, 1],
+          [kept.id, 2],
+        ]);
+      });
+
+      it("deliveries live as long as their message: expiry and channel deletion take them along", async () => {
+        await drain();
+        const ch = await channel();
+        const hook = await webhook(ch.id);
+        await append(ch.id, { expiresAt: anHourAgo() });
+        await append(ch.id);
+        expect(await store().listWebhookOutbox(hook.id)).toHaveLength(2);
+        await store().deleteExpiredMessages(new Date());
+        expect((await store().listWebhookOutbox(hook.id)).map((r) => r.seq)).toEqual([2]);
+
+        const idle = await channel();
+        const idleHook = await webhook(idle.id);
+        await append(idle.id);
+        await store().deleteInactiveChannels(new Date(Date.now() + 60_000));
+        expect(await store().listWebhooks(idle.id)).toEqual([]);
+        expect(await store().listWebhookOutbox(idleHook.id)).toEqual([]);
+        expect(await claim(FAR())).toEqual([]);
+      });
+    });
+
     describe("counts", () => {
       it("counts channels, active subscriptions and unexpired messages", async () => {
         const before = await store().counts(new Date());

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { channelNameSchema, parseChannelName, segmentSchema } from "../channel-name.ts";
 import { eventSchema } from "../events.ts";
 import { identityClaimsSchema } from "../identity.ts";
+import { webhookSecretSchema, webhookUrlSchema } from "../webhooks.ts";
 import { authedProcedure, router } from "./trpc.ts";
 
 const messageIdSchema = z.string().min(1).max(128);
@@ -17,6 +18,20 @@ const metadataSchema = z
 
 const channelInput = z.object({ channelName: channelNameSchema });
 const userIdSchema = identityClaimsSchema.shape.sub;
+
+/** channel.broadcast's input; POST /webhooks/inbound takes the same body. */
+export const broadcastInputSchema = z.intersection(
+  z.object({ channelName: channelNameSchema, idempotencyKey: z.string().min(1).max(128).optional() }),
+  eventSchema,
+);
+
+/** BAD_REQUEST when the payload's JSON is over CHANNELS_MAX_PAYLOAD_BYTES. */
+export function assertPayloadSize(payload: unknown, max: number) {
+  const bytes = Buffer.byteLength(JSON.stringify(payload));
+  if (bytes > max) {
+    throw new TRPCError({ code: "BAD_REQUEST", message: `payload is ${bytes} bytes; the limit is ${max}` });
+  }
+}
 
 export const channelRouter = router({
   create: authedProcedure
@@ -47,30 +62,11 @@ export const channelRouter = router({
       ctx.services.manager.unsubscribeFromChannel(ctx.identity, input.channelName),
     ),
 
-  broadcast: authedProcedure
-    .input(
-      z.intersection(
-        z.object({ channelName: channelNameSchema, idempotencyKey: z.string().min(1).max(128).optional() }),
-        eventSchema,
-      ),
-    )
-    .mutation(({ ctx, input }) => {
-      const { channelName, idempotencyKey, ...event } = input;
-      const bytes = Buffer.byteLength(JSON.stringify(event.payload));
-      const max = ctx.services.config.CHANNELS_MAX_PAYLOAD_BYTES;
-      if (bytes > max) {
-        throw new TRPCError({
-          code: "BAD_REQUEST",
-          message: `payload is ${bytes} bytes; the limit is ${max}`,
-        });
-      }
-      return ctx.services.manager.broadcastToChannel(
-        ctx.identity,
-        channelName,
-        event,
-        idempotencyKey ?? null,
-      );
-    }),
+  broadcast: authedProcedure.input(broadcastInputSchema).mutation(({ ctx, input }) => {
+    const { channelName, idempotencyKey, ...event } = input;
+    assertPayloadSize(event.payload, ctx.services.config.CHANNELS_MAX_PAYLOAD_BYTES);
+    return ctx.services.manager.broadcastToChannel(ctx.identity, channelName, event, idempotencyKey ?? null);
+  }),
 
   subscribers: authedProcedure
     .input(channelInput)
@@ -87,6 +83,29 @@ export const channelRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.services.manager.revokeAccess(ctx.identity, input.channelName, input.userId),
     ),
+
+  /** Outbound webhooks: the channel's messages POSTed, signed, to URLs its owners register. */
+  webhooks: router({
+    add: authedProcedure
+      .input(
+        z.object({
+          channelName: channelNameSchema,
+          url: webhookUrlSchema,
+          secret: webhookSecretSchema.optional(),
+        }),
+      )
+      .mutation(({ ctx, input }) =>
+        ctx.services.manager.addWebhook(ctx.identity, input.channelName, input.url, input.secret),
+      ),
+    remove: authedProcedure
+      .input(z.object({ channelName: channelNameSchema, id: z.uuid() }))
+      .mutation(({ ctx, input }) =>
+        ctx.services.manager.removeWebhook(ctx.identity, input.channelName, input.id),
+      ),
+    list: authedProcedure
+      .input(channelInput)
+      .query(({ ctx, input }) => ctx.services.manager.listWebhooks(ctx.identity, input.channelName)),
+  }),
 
   list: authedProcedure.query(({ ctx }) => ctx.services.manager.listChannels(ctx.identity)),
 

@@ -1,0 +1,149 @@
+import {
+  type ChannelServices,
+  SIGNATURE_HEADER,
+  signWebhook,
+  webhookDeliveryBody,
+  webhookRetryDelay,
+} from "@wedsync/channels";
+import type { WebhookDelivery } from "@wedsync/db";
+import type { Logger } from "pino";
+
+/** Deliveries claimed (and POSTed concurrently) per round. */
+const BATCH = 50;
+/** Rounds per tick when every round comes back full, so one tick cannot run forever. */
+const MAX_ROUNDS = 20;
+const MAX_ERROR_LENGTH = 500;
+
+type Outcome = { ok: true; status: number } | { ok: false; error: string; status?: number };
+
+/**
+ * Delivers the outbox: every CHANNELS_WEBHOOK_POLL_MS each instance claims due rows (FOR UPDATE SKIP
+ * LOCKED plus a lease, so instances never deliver one row at the same time), POSTs each message signed
+ * with its webhook's secret, marks 2xx answers delivered and schedules anything else for a retry with
+ * exponential backoff and jitter, giving up after CHANNELS_WEBHOOK_MAX_ATTEMPTS. Every attempt is
+ * audited (`webhook.deliver`). At-least-once: receivers dedupe by the message `id`.
+ *
+ * Returns a stop function that aborts requests in flight (they are retried at once by whichever
+ * instance claims them next) and resolves when the worker is idle.
+ */
+export function scheduleWebhookDeliveries(services: ChannelServices, logger: Logger): () => Promise<void> {
+  const { config, store, metrics, audit } = services;
+  const timeoutMs = config.CHANNELS_WEBHOOK_TIMEOUT_MS;
+  // Longer than a round can take (all of its POSTs run at once, each bounded by the timeout).
+  const leaseMs = timeoutMs * 2 + 30_000;
+  const stopping = new AbortController();
+  let running: Promise<void> | undefined;
+
+  async function post(delivery: WebhookDelivery): Promise<Outcome> {
+    const body = webhookDeliveryBody(delivery);
+    try {
+      const response = await fetch(delivery.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "WedSync-Webhooks/1",
+          [SIGNATURE_HEADER]: signWebhook(delivery.secret, body),
+          "x-wedsync-webhook-id": delivery.webhookId,
+          "x-wedsync-delivery-attempt": String(delivery.attempts),
+        },
+        body,
+        // A redirect is not followed: the receiver must answer at the URL its owner registered.
+        redirect: "manual",
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]),
+      });
+      await response.body?.cancel().catch(() => {});
+      if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status };
+      return { ok: false, error: `HTTP ${response.status}`, status: response.status };
+    } catch (error) {
+      const e = error as Error & { cause?: { code?: string; message?: string } };
+      if (e.name === "TimeoutError") return { ok: false, error: `no answer within ${timeoutMs} ms` };
+      if (stopping.signal.aborted) return { ok: false, error: "interrupted by shutdown" };
+      return { ok: false, error: e.cause?.code ?? e.cause?.message ?? e.message };
+    }
+  }
+
+  async function deliver(delivery: WebhookDelivery) {
+    const outcome = await post(delivery);
+    const detail = {
+      webhookId: delivery.webhookId,
+      seq: delivery.message.seq,
+      attempt: delivery.attempts,
+      ...(outcome.status === undefined ? {} : { status: outcome.status }),
+    };
+    const record = (outcome: "ok" | "error", reason: string | null) =>
+      audit.record({
+        actorId: `webhook:${delivery.webhookId}`,
+        action: "webhook.deliver",
+        channelName: delivery.channelName,
+        outcome,
+        reason,
+        detail,
+      });
+    if (outcome.ok) {
+      await store.completeWebhookDelivery(delivery.id, new Date());
+      metrics.webhookDeliveries.inc({ outcome: "delivered" });
+      record("ok", null);
+      return;
+    }
+    const error = outcome.error.slice(0, MAX_ERROR_LENGTH);
+    if (stopping.signal.aborted) {
+      // Not the receiver's fault: hand it back for an immediate retry without giving up on it.
+      await store.failWebhookDelivery({
+        id: delivery.id,
+        attempts: delivery.attempts,
+        error,
+        retryAt: new Date(),
+      });
+      return;
+    }
+    const giveUp = delivery.attempts >= config.CHANNELS_WEBHOOK_MAX_ATTEMPTS;
+    const delayMs = webhookRetryDelay(delivery.attempts, config.CHANNELS_WEBHOOK_RETRY_BASE_MS);
+    await store.failWebhookDelivery({
+      id: delivery.id,
+      attempts: delivery.attempts,
+      error,
+      retryAt: giveUp ? null : new Date(Date.now() + delayMs),
+    });
+    metrics.webhookDeliveries.inc({ outcome: giveUp ? "gave_up" : "failed" });
+    record(
+      "error",
+      giveUp
+        ? `gave up after ${delivery.attempts} attempts: ${error}`
+        : `attempt ${delivery.attempts} failed: ${error}; retry in ${Math.ceil(delayMs / 1000)} s`,
+    );
+  }
+
+  async function drainDue() {
+    for (let round = 0; round < MAX_ROUNDS && !stopping.signal.aborted; round++) {
+      const due = await store.claimWebhookDeliveries({ now: new Date(), limit: BATCH, leaseMs });
+      const results = await Promise.allSettled(due.map(deliver));
+      for (const result of results) {
+        if (result.status === "rejected")
+          logger.warn(
+            { err: result.reason },
+            "recording a webhook delivery failed; it is retried after its lease",
+          );
+      }
+      if (due.length < BATCH) return;
+    }
+  }
+
+  const tick = () => {
+    if (running || stopping.signal.aborted) return;
+    running = drainDue()
+      .catch((error) =>
+        logger.warn({ err: error }, "webhook delivery round failed; will retry next interval"),
+      )
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(tick, config.CHANNELS_WEBHOOK_POLL_MS);
+  timer.unref();
+
+  return async () => {
+    clearInterval(timer);
+    stopping.abort();
+    await running;
+  };
+}

@@ -1,0 +1,36 @@
+import type { ChannelRow, ChannelStore } from "@wedsync/db";
+
+/**
+ * Channel rows by name, so the broadcast path does not look the channel up on every message.
+ * What is used of a cached row (id, name, type, creator) never changes; a channel only goes
+ * away through cleanup, and a write that finds it gone makes the caller forget it.
+ * Fields that do change (lastSeq, lastActivity) must be read from the store, never from here.
+ */
+export class ChannelCache {
+  private readonly rows = new Map<string, ChannelRow>();
+
+  constructor(
+    private readonly store: ChannelStore,
+    private readonly capacity = 10_000,
+  ) {}
+
+  async find(name: string): Promise<ChannelRow | undefined> {
+    const cached = this.rows.get(name);
+    if (cached) return cached;
+    const row = await this.store.findChannel(name);
+    if (row) this.remember(row);
+    return row;
+  }
+
+  remember(row: ChannelRow) {
+    if (this.rows.size >= this.capacity && !this.rows.has(row.name)) {
+      const oldest = this.rows.keys().next().value;
+      if (oldest !== undefined) this.rows.delete(oldest);
+    }
+    this.rows.set(row.name, row);
+  }
+
+  forget(name: string) {
+    this.rows.delete(name);
+  }
+}

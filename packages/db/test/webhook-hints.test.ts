@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChannelStore } from "../src/channel-store.ts";
+import { type DatabaseHandle, openDatabase } from "../src/client.ts";
+import { DrizzleChannelStore } from "../src/drizzle-channel-store.ts";
+import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
+
+/**
+ * DrizzleChannelStore keeps a per-instance hint of which channels have webhooks so appends to other
+ * channels skip the outbox statement. Two stores on one database stand for two server instances: the
+ * hint of one is stale after the other adds or removes a webhook, and no delivery may be lost for it.
+ */
+function hintSuite(
+  name: string,
+  open: () => Promise<{ handle: DatabaseHandle; drop?: () => Promise<void> }>,
+) {
+  describe(`webhook hints across instances: ${name}`, () => {
+    let opened: { handle: DatabaseHandle; drop?: () => Promise<void> } | undefined;
+    let a: ChannelStore;
+    let b: ChannelStore;
+
+    beforeAll(async () => {
+      opened = await open();
+      a = new DrizzleChannelStore(opened.handle.db);
+      b = new DrizzleChannelStore(opened.handle.db);
+    });
+    afterAll(async () => {
+      await opened?.handle.close();
+      await opened?.drop?.();
+    });
+
+    const append = (store: ChannelStore, channelId: string) =>
+      store.appendMessage({
+        channelId,
+        event: "message.posted",
+        payload: { text: "hi" },
+        senderId: "s",
+        idempotencyKey: null,
+        expiresAt: new Date(Date.now() + 3_600_000),
+      });
+
+    it("a webhook added on another instance gets the next message; a removed one gets nothing more", async () => {
+      const id = `hint-${Math.random().toString(36).slice(2)}`;
+      const { channel } = await a.upsertChannel({
+        name: `couple:dashboard:${id}`,
+        type: "private",
+        scope: "couple",
+        entity: "dashboard",
+        entityId: id,
+        createdBy: "u",
+        metadata: {},
+      });
+      await append(a, channel.id); // a: "no webhooks" (plain statement)
+      const hook = await b.addWebhook({
+        channelId: channel.id,
+        url: "https://x.example",
+        secret: "s",
+        createdBy: "u",
+      });
+      expect((await append(a, channel.id)).message.seq).toBe(2); // a's hint is stale: still queued
+      expect((await append(a, channel.id)).message.seq).toBe(3);
+      expect((await a.findChannel(channel.name))?.webhookCount).toBe(1);
+      expect((await a.listWebhookOutbox(hook.id)).map((r) => r.seq)).toEqual([2, 3]);
+
+      expect(await b.removeWebhook(channel.id, hook.id)).toBe(true);
+      const second = await b.addWebhook({
+        channelId: channel.id,
+        url: "https://y.example",
+        secret: "s",
+        createdBy: "u",
+      });
+      await b.removeWebhook(channel.id, second.id);
+      expect((await a.findChannel(channel.name))?.webhookCount).toBe(0);
+      expect((await append(a, channel.id)).message.seq).toBe(4); // a still believes in webhooks: fine
+      expect((await append(b, channel.id)).message.seq).toBe(5);
+
+      const third = await a.addWebhook({
+        channelId: channel.id,
+        url: "https://z.example",
+        secret: "s",
+        createdBy: "u",
+      });
+      expect((await append(b, channel.id)).message.seq).toBe(6);
+      expect((await a.listWebhookOutbox(third.id)).map((r) => r.seq)).toEqual([6]);
+      expect(await a.listWebhookOutbox(hook.id)).toEqual([]); // removed: its rows went with it
+    });
+
+    it("appends to a channel that does not exist still fail", async () => {
+      await expect(append(a, "00000000-0000-4000-8000-000000000000")).rejects.toThrow(/does not exist/);
+    });
+  });
+}
+
+hintSuite("pglite", async () => ({ handle: await openDatabase({ memory: true }) }));
+
+const adminUrl = postgresUrlForTests("webhook hints: postgres");
+if (adminUrl) {
+  hintSuite("postgres", async () => {
+    const fresh: FreshPostgres = await createFreshDatabase(adminUrl, "channels_hints");
+    return { handle: await openDatabase({ url: fresh.url }), drop: () => fresh.drop() };
+  });
+}
