@@ -1,0 +1,253 @@
+/**
+ * WedSync's server side: apps/server/src/main.ts under tsx, pinned to the server core, with limits
+ * set out of the bench's way; embedded (PGlite, in-process fan-out) or Postgres + Redis, 1..n instances.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { sleep, withTimeout } from "../clock.ts";
+import { inspectPortFlag } from "../inspector.ts";
+import {
+  captureOutput,
+  freePort,
+  REPO_ROOT,
+  SERVER_CORE,
+  spawnPinned,
+  stopProcess,
+  TSX_IMPORT,
+  waitForHttp,
+} from "../processes.ts";
+import { checkRedis, REDIS_URL } from "./redis.ts";
+import {
+  type RunningSystem,
+  type ServerAdapter,
+  type StartOptions,
+  SystemUnavailable,
+  type WedSyncClientKind,
+} from "./types.ts";
+import { connectWedSync, createChannels, idleClientCpu, scrapeGauge } from "./wedsync-client.ts";
+import { forgetTemplate, pgliteStorage, postgresStorage } from "./wedsync-storage.ts";
+
+const SERVER_DIR = join(REPO_ROOT, "apps/server");
+const MAIN = join(SERVER_DIR, "src/main.ts");
+const HIGH = "100000000";
+
+/** Limits set out of the way: the bench measures the data path, not the throttles. */
+const BENCH_LIMITS = {
+  LOG_LEVEL: "warn",
+  NODE_ENV: "production",
+  CHANNELS_MAX_CONNECTIONS: "100000",
+  CHANNELS_TIER_FREE: "100000",
+  CHANNELS_TIER_PAID: "100000",
+  CHANNELS_RATE_BROADCASTS_PER_MIN: HIGH,
+  CHANNELS_RATE_SUBSCRIBES_PER_HOUR: HIGH,
+  CHANNELS_RATE_MESSAGES_PER_CONNECTION: HIGH,
+  CHANNELS_RATE_CONNECTIONS_PER_IP_PER_MIN: HIGH,
+};
+
+/** The environment minus anything that would point the server at another database or secret. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key === "DATABASE_URL" || key === "REDIS_URL" || key.startsWith("CHANNELS_")) continue;
+    env[key] = value;
+  }
+  return env;
+}
+
+/** BENCH_WEDSYNC_ENV="K=V,K=V": extra server environment, e.g. to compare a setting. */
+function extraEnv(): Record<string, string> {
+  const pairs = (process.env.BENCH_WEDSYNC_ENV ?? "").split(",").filter(Boolean);
+  return Object.fromEntries(
+    pairs.map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+  );
+}
+
+/**
+ * BENCH_CPU_PROF_DIR=dir: each WedSync server writes CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile
+ * there when it stops (thread 0 is the server; the others are tsx's loader threads).
+ */
+function profileFlags(): string[] {
+  const dir = process.env.BENCH_CPU_PROF_DIR;
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+}
+
+interface Instance {
+  url: string;
+  inspectorPort: number;
+  child: ReturnType<typeof spawnPinned>;
+  output(): string;
+}
+
+async function launch(count: number, env: Record<string, string>): Promise<Instance[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const port = await freePort();
+      const inspectorPort = await freePort();
+      const child = spawnPinned(
+        SERVER_CORE,
+        process.execPath,
+        [inspectPortFlag(inspectorPort), ...profileFlags(), ...TSX_IMPORT, MAIN],
+        {
+          cwd: SERVER_DIR,
+          env: {
+            ...cleanEnv(),
+            ...BENCH_LIMITS,
+            ...env,
+            PORT: String(port),
+            CHANNELS_INSTANCE_ID: `bench-${i}`,
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      return {
+        child,
+        url: `http://127.0.0.1:${port}`,
+        inspectorPort,
+        output: captureOutput(child, `wedsync-${i}`),
+      };
+    }),
+  );
+}
+
+const stopAllOf = (instances: Instance[]) =>
+  Promise.all(instances.map(({ child }) => stopProcess(child, 5_000))).then(() => {});
+
+async function waitReady(instances: Instance[], requireBus: boolean) {
+  await Promise.all(instances.map(({ child, url }) => waitForHttp(`${url}/readyz`, 90_000, child)));
+  if (!requireBus) return;
+  for (const { url } of instances) {
+    const body = (await (await fetch(`${url}/readyz`)).json()) as { status: string; bus: string };
+    if (body.status !== "ready")
+      throw new SystemUnavailable(`${url}/readyz is ${body.status}: bus ${body.bus}`);
+  }
+}
+
+/** A broadcast on the last instance must reach a subscriber on the first: Redis fan-out works. */
+async function checkCrossInstance(system: RunningSystem, secret: string) {
+  const channel = "supplier:dashboard:bench-probe";
+  await system.prepareChannels([channel]);
+  const user = { id: "bench-probe", suppliers: ["bench-probe"] };
+  const { client } = system.clientConfig as { client: WedSyncClientKind };
+  const subscriber = await connectWedSync(system.urls[0]!, user, secret, client);
+  const publisher = await connectWedSync(system.urls.at(-1)!, user, secret, client);
+  try {
+    let received = false;
+    subscriber.onMessage(() => {
+      received = true;
+    });
+    await withTimeout(subscriber.subscribe(channel), 10_000, "probe subscription");
+    const deadline = Date.now() + 10_000;
+    while ((await scrapeGauge(system.urls[0]!, "channels_subscriptions")) < 1 && Date.now() < deadline)
+      await sleep(50);
+    await publisher.publish(channel, "probe");
+    for (let i = 0; i < 50 && !received; i++) await sleep(100);
+    if (!received)
+      throw new SystemUnavailable(
+        "cross-instance fan-out does not work yet: a broadcast on the last instance did not reach a subscriber on the first within 5 s",
+      );
+  } finally {
+    await Promise.all([subscriber.close(), publisher.close()]);
+  }
+}
+
+/** Above this much CPU for one idle client, packages/client is spinning (see wedsync-client.ts). */
+const IDLE_CLIENT_SPIN_PERCENT = 3;
+
+let chosenClient: Promise<{ kind: WedSyncClientKind; note?: string }> | undefined;
+
+/**
+ * packages/client as it is, unless one idle client of it burns CPU (then the same links without its
+ * lazy mode, and a note saying so). Decided once per bench process; BENCH_WEDSYNC_CLIENT=package|plain
+ * decides instead.
+ */
+function chooseClient(url: string, secret: string) {
+  chosenClient ??= (async () => {
+    const forced = process.env.BENCH_WEDSYNC_CLIENT;
+    if (forced === "package" || forced === "plain")
+      return { kind: forced, note: `WedSync clients: ${forced} (BENCH_WEDSYNC_CLIENT)` };
+    const channel = "supplier:dashboard:bench-idle-check";
+    await createChannels(url, secret, [channel]);
+    const cpu = await idleClientCpu(url, secret, channel, "bench-idle-check");
+    if (cpu < IDLE_CLIENT_SPIN_PERCENT) return { kind: "package" as const };
+    const note =
+      `packages/client: one idle client with a live subscription used ${cpu.toFixed(1)}% of a core ` +
+      "(lazy WebSocket mode with closeMs 0 re-arms a 0 ms timer while a subscription is open); " +
+      "WedSync was driven by the same links without lazy mode";
+    console.log(`      note: ${note}`);
+    return { kind: "plain" as const, note };
+  })();
+  return chosenClient;
+}
+
+/** Starts one embedded server on `dir` so that its migrations run, then stops it. */
+async function migrateDataDir(dir: string) {
+  const instances = await launch(1, {
+    CHANNELS_DATA_DIR: dir,
+    CHANNELS_JWT_SECRET: randomBytes(24).toString("hex"),
+  });
+  try {
+    await waitReady(instances, false);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${instances[0]!.output()}`);
+  } finally {
+    await stopAllOf(instances);
+  }
+}
+
+async function startOnce(options: StartOptions): Promise<RunningSystem> {
+  const secret = randomBytes(24).toString("hex");
+  const storage = options.postgres ? await postgresStorage() : await pgliteStorage(migrateDataDir);
+  const instances = await launch(options.instances, {
+    ...storage.env,
+    CHANNELS_JWT_SECRET: secret,
+    ...(options.redis ? { REDIS_URL } : {}),
+    ...options.env,
+    ...extraEnv(),
+  });
+  const system: RunningSystem = {
+    urls: instances.map(({ url }) => url),
+    pids: instances.map(({ child }) => child.pid!),
+    inspectorPorts: instances.map(({ inspectorPort }) => inspectorPort),
+    clientConfig: { kind: "wedsync", secret, client: "package" },
+    notes: [],
+    prepareChannels: (names) => createChannels(instances[0]!.url, secret, names),
+    liveSubscriptions: async () => {
+      const counts = await Promise.all(
+        instances.map(({ url }) => scrapeGauge(url, "channels_subscriptions")),
+      );
+      return counts.reduce((a, b) => a + b, 0);
+    },
+    async stop() {
+      await stopAllOf(instances);
+      await storage.release();
+    },
+  };
+  try {
+    await waitReady(instances, Boolean(options.redis));
+    const client = await chooseClient(system.urls[0]!, secret);
+    system.clientConfig = { kind: "wedsync", secret, client: client.kind };
+    if (client.note) system.notes.push(client.note);
+    if (options.instances > 1) await checkCrossInstance(system, secret);
+  } catch (error) {
+    await system.stop();
+    if (error instanceof SystemUnavailable) throw error;
+    throw new Error(`${(error as Error).message}\n${instances.map((i) => i.output()).join("\n")}`);
+  }
+  return system;
+}
+
+export const wedSyncServer: ServerAdapter = {
+  async start(options) {
+    if (options.instances > 1 && !(options.postgres && options.redis))
+      throw new SystemUnavailable("several WedSync instances need Postgres and Redis");
+    if (options.redis) await checkRedis();
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      if (options.postgres || error instanceof SystemUnavailable) throw error;
+      // The migrated template may be stale (migrations changed since it was made): once more, from scratch.
+      forgetTemplate();
+      return startOnce(options);
+    }
+  },
+};

@@ -1,0 +1,79 @@
+/** The bench's side of the workers: spawn them on the client core and call them over IPC. */
+import type { ChildProcess } from "node:child_process";
+import { setPriority } from "node:os";
+import { fileURLToPath } from "node:url";
+import { CLIENT_CORE, spawnPinned, stopProcess, TSX_IMPORT } from "./processes.ts";
+import type { WorkerReply, WorkerRequest } from "./worker-protocol.ts";
+
+const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+
+export class WorkerHandle {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+
+  constructor(
+    readonly label: string,
+    private readonly child: ChildProcess,
+  ) {
+    child.on("message", (reply: WorkerReply) => {
+      const waiter = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (reply.ok) waiter?.resolve(reply.result);
+      else waiter?.reject(new Error(`${label}: ${reply.error}`));
+    });
+    child.once("exit", (code, signal) => {
+      for (const waiter of this.pending.values())
+        waiter.reject(new Error(`${label} exited (${signal ?? code}) with a request pending`));
+      this.pending.clear();
+    });
+  }
+
+  request<T>(request: WorkerRequest, timeoutMs: number): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${this.label}: ${request.type} took longer than ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.child.send({ ...request, id });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  stop() {
+    return stopProcess(this.child, 2_000);
+  }
+}
+
+/** Niceness of the publisher: its timers must fire on time even when the subscribers keep core 1 busy. */
+const PUBLISHER_PRIORITY = -10;
+
+export function spawnWorker(label: string): WorkerHandle {
+  const child = spawnPinned(
+    CLIENT_CORE,
+    process.execPath,
+    ["--max-old-space-size=4096", ...TSX_IMPORT, WORKER],
+    { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" },
+  );
+  if (label === "publisher" && child.pid) {
+    try {
+      setPriority(child.pid, PUBLISHER_PRIORITY);
+    } catch {
+      // Not allowed (not root): the publisher runs at normal priority, its lag is reported.
+    }
+  }
+  return new WorkerHandle(label, child);
+}
