@@ -54,10 +54,15 @@ function closeAtExpiry(socket: WebSocket, expiresAt: Date) {
   socket.once("close", () => clearTimeout(timer));
 }
 
+/**
+ * Behind our proxy, the address it saw is the LAST X-Forwarded-For entry: earlier entries come
+ * from the client and can be forged.
+ */
 function clientIp(req: IncomingMessage, trustProxy: boolean): string {
-  const forwarded = trustProxy ? req.headers["x-forwarded-for"] : undefined;
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
-  return first || req.socket.remoteAddress || "unknown";
+  const header = trustProxy ? req.headers["x-forwarded-for"] : undefined;
+  const entries = (Array.isArray(header) ? header.join(",") : (header ?? "")).split(",");
+  const last = entries[entries.length - 1]?.trim();
+  return last || req.socket.remoteAddress || "unknown";
 }
 
 function bearer(req: IncomingMessage): string | undefined {
