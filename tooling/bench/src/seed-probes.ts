@@ -5,7 +5,6 @@
  */
 import { epochNowMs, sleep, withTimeout } from "./clock.ts";
 import { SampleBuffer } from "./stats.ts";
-import type { WedSyncClientKind } from "./systems/types.ts";
 import { connectWedSync, openClient, tokenFor } from "./systems/wedsync-client.ts";
 import type { SeedProbePlan, SeedProbeResult } from "./worker-protocol.ts";
 
@@ -13,7 +12,6 @@ const OP_TIMEOUT_MS = 30_000;
 
 export async function runSeedProbes(
   secret: string,
-  kind: WedSyncClientKind,
   urls: string[],
   plan: SeedProbePlan,
 ): Promise<SeedProbeResult> {
@@ -35,7 +33,7 @@ export async function runSeedProbes(
     }
   };
   const clientFor = async (sub: string, url: string) =>
-    openClient(kind, url, await tokenFor(secret, { id: sub, suppliers: [plan.supplier] }));
+    openClient(url, await tokenFor(secret, { id: sub, suppliers: [plan.supplier] }));
 
   const round = async (i: number) => {
     const url = urls[plan.urls[i % plan.urls.length]!]!;
@@ -53,12 +51,7 @@ export async function runSeedProbes(
     } finally {
       await client.close();
     }
-    const connection = await connectWedSync(
-      url,
-      { id: `${user}-live`, suppliers: [plan.supplier] },
-      secret,
-      kind,
-    );
+    const connection = await connectWedSync(url, { id: `${user}-live`, suppliers: [plan.supplier] }, secret);
     await timed(connect, () => connection.subscribe(plan.channel));
     await connection.close();
   };

@@ -37,7 +37,7 @@ async function handle(request: WorkerRequest): Promise<unknown> {
     case "seed-probes": {
       const current = ready().config;
       if (current.kind !== "wedsync") throw new Error("seed probes run against WedSync only");
-      return runSeedProbes(current.secret, current.client, urls, request.plan);
+      return runSeedProbes(current.secret, urls, request.plan);
     }
     case "close-all":
       return ready().pool.closeAll();

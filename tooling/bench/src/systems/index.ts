@@ -65,6 +65,6 @@ export function connectClient(config: ClientConfig, url: string, user: BenchUser
     case "socketio":
       return connectSocketIo(url);
     case "wedsync":
-      return connectWedSync(url, user, config.secret, config.client);
+      return connectWedSync(url, user, config.secret);
   }
 }

@@ -19,14 +19,8 @@ export interface ClientConnection {
   problems(): { errors: number; resets: number };
 }
 
-/** packages/client as it is, or the same links without its lazy WebSocket mode (see wedsync-client.ts). */
-export type WedSyncClientKind = "package" | "plain";
-
 /** What a worker needs to build clients for a system (sent over IPC, so plain data). */
-export type ClientConfig =
-  | { kind: "ws" }
-  | { kind: "socketio" }
-  | { kind: "wedsync"; secret: string; client: WedSyncClientKind };
+export type ClientConfig = { kind: "ws" } | { kind: "socketio" } | { kind: "wedsync"; secret: string };
 
 export interface StartOptions {
   instances: number;

@@ -17,14 +17,8 @@ import {
   waitForHttp,
 } from "../processes.ts";
 import { checkRedis, REDIS_URL } from "./redis.ts";
-import {
-  type RunningSystem,
-  type ServerAdapter,
-  type StartOptions,
-  SystemUnavailable,
-  type WedSyncClientKind,
-} from "./types.ts";
-import { connectWedSync, createChannels, idleClientCpu, scrapeGauge } from "./wedsync-client.ts";
+import { type RunningSystem, type ServerAdapter, type StartOptions, SystemUnavailable } from "./types.ts";
+import { connectWedSync, createChannels, scrapeGauge } from "./wedsync-client.ts";
 import { forgetTemplate, pgliteStorage, postgresStorage } from "./wedsync-storage.ts";
 
 const SERVER_DIR = join(REPO_ROOT, "apps/server");
@@ -127,9 +121,8 @@ async function checkCrossInstance(system: RunningSystem, secret: string) {
   const channel = "supplier:dashboard:bench-probe";
   await system.prepareChannels([channel]);
   const user = { id: "bench-probe", suppliers: ["bench-probe"] };
-  const { client } = system.clientConfig as { client: WedSyncClientKind };
-  const subscriber = await connectWedSync(system.urls[0]!, user, secret, client);
-  const publisher = await connectWedSync(system.urls.at(-1)!, user, secret, client);
+  const subscriber = await connectWedSync(system.urls[0]!, user, secret);
+  const publisher = await connectWedSync(system.urls.at(-1)!, user, secret);
   try {
     let received = false;
     subscriber.onMessage(() => {
@@ -148,35 +141,6 @@ async function checkCrossInstance(system: RunningSystem, secret: string) {
   } finally {
     await Promise.all([subscriber.close(), publisher.close()]);
   }
-}
-
-/** Above this much CPU for one idle client, packages/client is spinning (see wedsync-client.ts). */
-const IDLE_CLIENT_SPIN_PERCENT = 3;
-
-let chosenClient: Promise<{ kind: WedSyncClientKind; note?: string }> | undefined;
-
-/**
- * packages/client as it is, unless one idle client of it burns CPU (then the same links without its
- * lazy mode, and a note saying so). Decided once per bench process; BENCH_WEDSYNC_CLIENT=package|plain
- * decides instead.
- */
-function chooseClient(url: string, secret: string) {
-  chosenClient ??= (async () => {
-    const forced = process.env.BENCH_WEDSYNC_CLIENT;
-    if (forced === "package" || forced === "plain")
-      return { kind: forced, note: `WedSync clients: ${forced} (BENCH_WEDSYNC_CLIENT)` };
-    const channel = "supplier:dashboard:bench-idle-check";
-    await createChannels(url, secret, [channel]);
-    const cpu = await idleClientCpu(url, secret, channel, "bench-idle-check");
-    if (cpu < IDLE_CLIENT_SPIN_PERCENT) return { kind: "package" as const };
-    const note =
-      `packages/client: one idle client with a live subscription used ${cpu.toFixed(1)}% of a core ` +
-      "(lazy WebSocket mode with closeMs 0 re-arms a 0 ms timer while a subscription is open); " +
-      "WedSync was driven by the same links without lazy mode";
-    console.log(`      note: ${note}`);
-    return { kind: "plain" as const, note };
-  })();
-  return chosenClient;
 }
 
 /** Starts one embedded server on `dir` so that its migrations run, then stops it. */
@@ -208,7 +172,7 @@ async function startOnce(options: StartOptions): Promise<RunningSystem> {
     urls: instances.map(({ url }) => url),
     pids: instances.map(({ child }) => child.pid!),
     inspectorPorts: instances.map(({ inspectorPort }) => inspectorPort),
-    clientConfig: { kind: "wedsync", secret, client: "package" },
+    clientConfig: { kind: "wedsync", secret },
     notes: [],
     prepareChannels: (names) => createChannels(instances[0]!.url, secret, names),
     liveSubscriptions: async () => {
@@ -224,9 +188,6 @@ async function startOnce(options: StartOptions): Promise<RunningSystem> {
   };
   try {
     await waitReady(instances, Boolean(options.redis));
-    const client = await chooseClient(system.urls[0]!, secret);
-    system.clientConfig = { kind: "wedsync", secret, client: client.kind };
-    if (client.note) system.notes.push(client.note);
     if (options.instances > 1) await checkCrossInstance(system, secret);
   } catch (error) {
     await system.stop();
