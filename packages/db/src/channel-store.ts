@@ -117,7 +117,9 @@ export interface ChannelStore {
   findChannel(name: string): Promise<ChannelRow | undefined>;
   /**
    * Stores a message with the channel's next seq; an idempotency key already used returns the stored one.
-   * In the same statement, queues one outbox row per webhook of the channel (none are queued for a duplicate).
+   * In the same transaction, queues one outbox row per webhook of the channel (none are queued for a
+   * duplicate): every webhook whose add committed before the message is stored, so a message appended after
+   * addWebhook returned is always queued for it.
    */
   appendMessage(input: AppendMessage): Promise<{ message: MessageRow; duplicate: boolean }>;
   findMessageByIdempotencyKey(channelId: string, key: string): Promise<MessageRow | undefined>;

@@ -95,38 +95,71 @@ export class DrizzleChannelStore implements ChannelStore {
   }
 
   /**
-   * One statement: bumps the channel head under its row lock and inserts at the new seq, so commits land in seq
-   * order. A channel with webhooks gets the statement with an outbox CTE instead (transactional outbox: the
-   * message and its deliveries commit together or not at all).
+   * Bumps the channel head under its row lock and inserts at the new seq, so commits land in seq order. A
+   * channel with webhooks also gets its outbox rows (transactional outbox: the message and its deliveries
+   * commit together or not at all).
    *
-   * Channels without webhooks pay nothing for the feature: the plain statement only adds `webhook_count = 0`
-   * to the row it already locks. Folding the outbox CTE into every append instead was measured on Postgres
-   * 15 (EXPLAIN ANALYZE, 3 x 400 appends to a channel without webhooks, statements planned every time as
-   * drizzle sends them through postgres.js and PGlite) at +0.07 ms planning and +0.01-0.02 ms execution on a
-   * ~0.22 ms statement: about +40% of the append's database time, for an empty index probe. A per-instance
-   * cache alone would need cross-instance invalidation and could store a message without its deliveries. So
-   * the store keeps a hint of which channels have webhooks but never trusts it: when the hint is missing or
-   * stale the guard makes the plain statement change nothing and the append is retried with the outbox CTE
-   * (one extra round trip, once per channel and instance per hint period). A stale "has webhooks" only costs
-   * the bigger statement until the hint expires. No message is ever stored without its deliveries.
+   * Channels without webhooks pay nothing for the feature: one statement, which only adds `webhook_count = 0`
+   * to the row it already locks. That guard holds under concurrency: an UPDATE that waited for the row lock
+   * re-checks its WHERE on the newest row version (EvalPlanQual), and add/removeWebhook change the count
+   * under that lock in the transaction that changes the webhooks. Folding the outbox CTE into every append
+   * instead was measured on Postgres 15 (EXPLAIN ANALYZE, 3 x 400 appends to a channel without webhooks,
+   * statements planned every time as drizzle sends them through postgres.js and PGlite) at +0.07 ms planning
+   * and +0.01-0.02 ms execution on a ~0.22 ms statement: about +40% of the append's database time, for an
+   * empty index probe. A per-instance cache alone would need cross-instance invalidation and could store a
+   * message without its deliveries. So the store keeps a hint of which channels have webhooks but never
+   * trusts it: when the hint is missing or stale the guard makes the plain statement change nothing and the
+   * append goes the webhook way (insertLocked); a stale "has webhooks" only costs that way until the hint
+   * expires or the locked row shows no webhooks.
    */
   private async insertNext(input: AppendMessage): Promise<MessageRow> {
     const hinted = this.webhookHints.get(input.channelId);
     if (hinted === undefined || hinted < Date.now()) {
       this.webhookHints.delete(input.channelId);
-      const row = await this.insertStatement(input, false);
+      const row = await this.insertStatement(this.db, input, false);
       if (row) return row;
     }
-    const row = await this.insertStatement(input, true);
+    const { row, webhookCount } = await this.insertLocked(input);
     if (!row) throw new Error(`channel ${input.channelId} does not exist`);
-    if (this.webhookHints.size >= WEBHOOK_HINTS_MAX) this.webhookHints.clear();
-    this.webhookHints.set(input.channelId, Date.now() + WEBHOOK_HINT_MS);
+    if (webhookCount === 0) {
+      this.webhookHints.delete(input.channelId);
+    } else {
+      if (this.webhookHints.size >= WEBHOOK_HINTS_MAX) this.webhookHints.clear();
+      this.webhookHints.set(input.channelId, Date.now() + WEBHOOK_HINT_MS);
+    }
     return row;
   }
 
-  /** Undefined when nothing was inserted: no such channel, or (without the outbox) the channel has webhooks. */
-  private async insertStatement(input: AppendMessage, withOutbox: boolean): Promise<MessageRow | undefined> {
-    const db = this.db;
+  /**
+   * The append for a channel that may have webhooks: locks the channel row in one statement, then inserts in
+   * the next. Under READ COMMITTED each statement reads from its own snapshot, taken when it starts. A single
+   * statement that waited for the row lock would go on with the newest row version but still read
+   * channel_webhooks as of its start, so a webhook whose add committed while it waited would get no outbox
+   * row for a message stored after it. The insert's snapshot is taken with the lock held: it sees every
+   * webhook committed before, and add/removeWebhook cannot commit a change until this transaction ends.
+   */
+  private insertLocked(input: AppendMessage): Promise<{ row: MessageRow | undefined; webhookCount: number }> {
+    return this.db.transaction(async (tx) => {
+      const [locked] = await tx
+        .select({ webhookCount: channels.webhookCount })
+        .from(channels)
+        .where(eq(channels.id, input.channelId))
+        .for("no key update");
+      if (!locked) return { row: undefined, webhookCount: 0 };
+      const row = await this.insertStatement(tx, input, locked.webhookCount > 0);
+      return { row, webhookCount: locked.webhookCount };
+    });
+  }
+
+  /**
+   * One statement. Undefined when nothing was inserted: no such channel, or (without the outbox) the channel
+   * has webhooks. With the outbox it must run after the channel row is locked (see insertLocked).
+   */
+  private async insertStatement(
+    db: Database | Transaction,
+    input: AppendMessage,
+    withOutbox: boolean,
+  ): Promise<MessageRow | undefined> {
     const bump = db.$with("bump").as(
       db
         .update(channels)
@@ -415,11 +448,14 @@ export class DrizzleChannelStore implements ChannelStore {
         .delete(grants)
         .where(and(eq(grants.channelId, channelId), eq(grants.userId, userId)))
         .returning({ userId: grants.userId });
+      // Only a real revocation ends the durable subscription; revoking someone who held no grant
+      // (a member by name) must not drop what they have pending.
+      if (rows.length === 0) return false;
       await tx
         .update(subscriptions)
         .set({ active: false, updatedAt: sql`now()` })
         .where(and(eq(subscriptions.channelId, channelId), eq(subscriptions.userId, userId)));
-      return rows.length > 0;
+      return true;
     });
   }
 
@@ -440,22 +476,33 @@ export class DrizzleChannelStore implements ChannelStore {
       .orderBy(asc(grants.createdAt));
   }
 
-  /** The count on the channel row is changed under that row's lock, which every append of the channel takes. */
-  addWebhook(input: NewWebhook) {
-    return this.db.transaction(async (tx) => {
-      const [row] = await tx.insert(webhooks).values(input).returning();
-      if (!row) throw new Error("webhook insert returned nothing");
+  /**
+   * The count on the channel row is changed under that row's lock, which every append of the channel takes,
+   * in the transaction that changes the webhooks. The lock is taken first: a change that locked the row
+   * only after touching channel_webhooks could deadlock with an append (whose outbox insert waits for the
+   * webhook row) and would not queue for the row lock in arrival order.
+   */
+  async addWebhook(input: NewWebhook) {
+    const row = await this.db.transaction(async (tx) => {
       await tx
         .update(channels)
         .set({ webhookCount: sql`${channels.webhookCount} + 1` })
         .where(eq(channels.id, input.channelId));
-      this.webhookHints.set(input.channelId, Date.now() + WEBHOOK_HINT_MS);
-      return row;
+      const [inserted] = await tx.insert(webhooks).values(input).returning();
+      if (!inserted) throw new Error("webhook insert returned nothing");
+      return inserted;
     });
+    this.webhookHints.set(input.channelId, Date.now() + WEBHOOK_HINT_MS);
+    return row;
   }
 
   removeWebhook(channelId: string, webhookId: string) {
     return this.db.transaction(async (tx) => {
+      await tx
+        .select({ id: channels.id })
+        .from(channels)
+        .where(eq(channels.id, channelId))
+        .for("no key update");
       const rows = await tx
         .delete(webhooks)
         .where(and(eq(webhooks.channelId, channelId), eq(webhooks.id, webhookId)))
