@@ -223,7 +223,8 @@ export class ChannelManager {
     const channel = await this.resolve(identity, parsed, "read", "subscribers");
     const [rows, online] = await Promise.all([
       this.deps.store.listSubscribers(channel.id),
-      this.deps.presence.list(channel.id),
+      // Without the bus nobody is known to be online; the durable subscribers are still listed.
+      this.deps.presence.list(channel.id).catch(() => []),
     ]);
     const onlineUsers = new Set(online.map((user) => user.userId));
     return rows.map((row) => ({

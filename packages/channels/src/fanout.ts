@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Bus } from "@wedsync/bus";
 import type { FanoutListener } from "./inbox.ts";
 import type { ChannelMessage } from "./message.ts";
@@ -10,14 +11,25 @@ const REVOCATIONS = "ctl:revocations";
 /**
  * This instance's side of fan-out: one bus subscription per channel while at least one local
  * subscriber listens, each frame decoded once and handed to every local listener.
+ *
+ * A message published here goes to local listeners directly and to other instances through the
+ * bus (frames carry their origin, so this instance ignores its own echo): with the bus down,
+ * local subscribers still get live messages, and other instances catch up when it is back.
  */
 export class LocalFanout {
   private readonly listeners = new Map<string, Set<FanoutListener>>();
   private readonly confirming = new Map<string, Promise<void>>();
+  /** Topics whose bus subscription failed (bus down); retried when the bus reconnects. */
+  private readonly unconfirmed = new Set<string>();
+  private readonly origin = randomUUID();
 
-  constructor(private readonly bus: Bus) {
+  constructor(
+    private readonly bus: Bus,
+    private readonly onError: (error: unknown) => void = () => {},
+  ) {
     bus.onFrame((topic, frame) => this.dispatch(topic, frame));
     bus.onResync(() => {
+      for (const topic of this.unconfirmed) if (this.listeners.has(topic)) this.subscribeTopic(topic);
       for (const set of this.listeners.values()) for (const listener of set) listener.resync();
     });
   }
@@ -27,13 +39,18 @@ export class LocalFanout {
     return this.bus.subscribe(REVOCATIONS);
   }
 
-  /** Tells every instance that `userId` lost its grant on the channel. */
+  /** Tells every instance (this one directly, in case the bus is down) that `userId` lost its grant. */
   revoke(channelId: string, userId: string): Promise<void> {
-    return this.bus.publish(REVOCATIONS, JSON.stringify({ channelId, userId }));
+    const frame = JSON.stringify({ channelId, userId });
+    this.dispatchRevocation(frame);
+    return this.bus.publish(REVOCATIONS, frame);
   }
 
   publish(channelId: string, message: ChannelMessage): Promise<void> {
-    return this.bus.publish(topicOf(channelId), encodeMessage(message));
+    const topic = topicOf(channelId);
+    const json = encodeMessage(message);
+    this.deliverLocally(topic, message);
+    return this.bus.publish(topic, `${this.origin}|${json}`);
   }
 
   /** Resolves once live messages for the channel reach the listener; call the result to stop. */
@@ -43,18 +60,11 @@ export class LocalFanout {
     if (!set) {
       set = new Set();
       this.listeners.set(topic, set);
-      const confirmed = this.bus.subscribe(topic).finally(() => this.confirming.delete(topic));
-      this.confirming.set(topic, confirmed);
+      this.subscribeTopic(topic);
     }
     set.add(listener);
-    const stop = () => this.unlisten(topic, listener);
-    try {
-      await this.confirming.get(topic);
-    } catch (error) {
-      stop();
-      throw error;
-    }
-    return stop;
+    await this.confirming.get(topic);
+    return () => this.unlisten(topic, listener);
   }
 
   /** Channels with at least one local listener, and how many listeners in all. */
@@ -64,10 +74,26 @@ export class LocalFanout {
     return { channels: this.listeners.size, listeners };
   }
 
+  /** Never rejects: with the bus down, local delivery goes on and the topic is retried on reconnect. */
+  private subscribeTopic(topic: string) {
+    const confirmed = this.bus
+      .subscribe(topic)
+      .then(
+        () => void this.unconfirmed.delete(topic),
+        (error) => {
+          this.unconfirmed.add(topic);
+          this.onError(error);
+        },
+      )
+      .finally(() => this.confirming.delete(topic));
+    this.confirming.set(topic, confirmed);
+  }
+
   private unlisten(topic: string, listener: FanoutListener) {
     const set = this.listeners.get(topic);
     if (!set?.delete(listener) || set.size > 0) return;
     this.listeners.delete(topic);
+    this.unconfirmed.delete(topic);
     this.bus.unsubscribe(topic).catch(() => {
       // A failed unsubscribe only leaves frames this instance ignores.
     });
@@ -75,10 +101,14 @@ export class LocalFanout {
 
   private dispatch(topic: string, frame: string) {
     if (topic === REVOCATIONS) return this.dispatchRevocation(frame);
-    const set = this.listeners.get(topic);
-    if (!set) return;
-    const message = decodeMessage(frame);
-    for (const listener of set) listener.deliver(message);
+    if (!this.listeners.has(topic)) return;
+    const separator = frame.indexOf("|");
+    if (frame.slice(0, separator) === this.origin) return;
+    this.deliverLocally(topic, decodeMessage(frame.slice(separator + 1)));
+  }
+
+  private deliverLocally(topic: string, message: ChannelMessage) {
+    for (const listener of this.listeners.get(topic) ?? []) listener.deliver(message);
   }
 
   private dispatchRevocation(frame: string) {

@@ -59,7 +59,10 @@ export class PresenceManager {
     this.timers = [];
   }
 
-  /** Marks a connection present in the channel; call the result when it leaves. */
+  /**
+   * Marks a connection present in the channel; call the result when it leaves. Best effort: with
+   * the bus down the entry is still kept here and published by the next refresh.
+   */
   async join(channelId: string, channelName: string, userId: string): Promise<() => Promise<void>> {
     const entry: PresenceEntry = {
       clientId: randomUUID(),
@@ -70,16 +73,29 @@ export class PresenceManager {
     const entries = this.local.get(channelId) ?? new Map<string, PresenceEntry>();
     this.local.set(channelId, entries);
     this.names.set(channelId, channelName);
-    const wasOnline = await this.isOnline(channelId, userId);
+    await this.bestEffort(async () => {
+      const wasOnline = await this.isOnline(channelId, userId);
+      entries.set(entry.clientId, entry);
+      await this.bus.presence.upsert([{ channelId, entry }], this.ttlMs);
+      if (!wasOnline) await this.announce(channelId, "join", userId);
+    });
     entries.set(entry.clientId, entry);
-    await this.bus.presence.upsert([{ channelId, entry }], this.ttlMs);
-    if (!wasOnline) await this.announce(channelId, "join", userId);
     return async () => {
       entries.delete(entry.clientId);
       if (entries.size === 0) this.local.delete(channelId);
-      await this.bus.presence.remove(channelId, entry.clientId);
-      if (!(await this.isOnline(channelId, userId))) await this.announce(channelId, "leave", userId);
+      await this.bestEffort(async () => {
+        await this.bus.presence.remove(channelId, entry.clientId);
+        if (!(await this.isOnline(channelId, userId))) await this.announce(channelId, "leave", userId);
+      });
     };
+  }
+
+  private async bestEffort(work: () => Promise<void>) {
+    try {
+      await work();
+    } catch (error) {
+      this.onError(error);
+    }
   }
 
   /** Users online in the channel on any instance, one row per user. */

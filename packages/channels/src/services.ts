@@ -23,7 +23,7 @@ export interface ServiceDeps {
 /** Everything one instance runs with; the router reaches it through the tRPC context. */
 export function createChannelServices(deps: ServiceDeps) {
   const instanceId = deps.instanceId ?? deps.config.CHANNELS_INSTANCE_ID ?? `i-${randomUUID().slice(0, 8)}`;
-  const fanout = new LocalFanout(deps.bus);
+  const fanout = new LocalFanout(deps.bus, (error) => deps.onBackgroundError?.(error));
   const metrics = createMetrics({ liveChannels: () => fanout.counts().channels });
   const queue = new MessageQueue(deps.store, deps.config.CHANNELS_RETENTION);
   const audit = new AuditTrail(deps.store, instanceId, undefined, deps.onBackgroundError);

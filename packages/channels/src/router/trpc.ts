@@ -19,10 +19,14 @@ const t = initTRPC.context<Context>().create({
   transformer: channelsTransformer,
   // Stack traces go to the server log, never to clients.
   isDev: false,
-  errorFormatter: ({ shape, error }) =>
-    error.cause instanceof RateLimitedError
+  errorFormatter: ({ shape, error }) => {
+    // A fault's own text (a driver's message, a hostname) is for the server log, not for clients.
+    if (error.code === "INTERNAL_SERVER_ERROR")
+      return { ...shape, message: "internal error: it has been logged" };
+    return error.cause instanceof RateLimitedError
       ? { ...shape, data: { ...shape.data, retryAfterMs: error.cause.retryAfterMs } }
-      : shape,
+      : shape;
+  },
 });
 
 export const router = t.router;
