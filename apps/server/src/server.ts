@@ -44,12 +44,14 @@ const TRPC_PATH = "/trpc";
 export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
 /** setTimeout's ceiling; a token valid for longer is re-checked when the connection next reconnects. */
 const MAX_TIMER_MS = 2_147_483_647;
+const CLOCK_SKEW_MS = 5_000;
 
 /** A socket's identity is fixed at connect: when its token expires, the client must reconnect with a fresh one. */
 function closeAtExpiry(socket: WebSocket, expiresAt: Date) {
   const timer = setTimeout(
     () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, "token expired: reconnect with a fresh token"),
-    Math.min(Math.max(0, expiresAt.getTime() - Date.now()), MAX_TIMER_MS),
+    // Verification allows the same clock skew, so a just-expired token is not closed in a loop.
+    Math.min(Math.max(0, expiresAt.getTime() + CLOCK_SKEW_MS - Date.now()), MAX_TIMER_MS),
   );
   socket.once("close", () => clearTimeout(timer));
 }

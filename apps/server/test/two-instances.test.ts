@@ -112,4 +112,22 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
     expect(stats.instances.map((i) => i.instanceId)).toEqual(["a", "b"]);
     expect(stats.cluster.connections).toBe(stats.instances[0]!.connections + stats.instances[1]!.connections);
   });
+
+  it("a channel deleted and created again on one instance takes broadcasts through the other (stale cache)", async () => {
+    const { s, owner, channelName } = await sharedDashboard(a);
+    const onB = b.client({ sub: uid("b-member"), role: "supplier", suppliers: [s] });
+    const post = (body: string) =>
+      onB.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text: body } });
+    const first = await post("cached on b");
+    await a.instance.services.manager.cleanupInactiveChannels(new Date(Date.now() + 1e12));
+    const again = await owner.trpc.channel.create.mutate({
+      scope: "supplier",
+      entity: "dashboard",
+      entityId: s,
+    });
+    expect(again.id).not.toBe(first.id.split(":")[0]);
+    const next = await post("after re-create");
+    expect(next.seq).toBe(1);
+    expect(next.id.startsWith(again.id)).toBe(true);
+  });
 });

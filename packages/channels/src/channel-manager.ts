@@ -201,18 +201,24 @@ export class ChannelManager {
     await this.limited(identity, "broadcast", parsed.name, () =>
       this.deps.limits.broadcastsPerChannel(channel.id),
     );
+    let target = channel;
     const { message, duplicate } = await this.deps.queue
       .enqueueMessage(channel, identity.sub, event, idempotencyKey)
       .catch(async (error) => {
-        if (await this.deps.store.findChannel(parsed.name)) throw error;
-        // Deleted by cleanup since it was cached.
+        // The cached row may be gone (cleanup) or replaced (deleted and created again elsewhere).
+        const fresh = await this.deps.store.findChannel(parsed.name);
+        if (fresh?.id === channel.id) throw error;
         this.channels.forget(parsed.name);
-        throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
+        if (!fresh)
+          throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
+        this.channels.remember(fresh);
+        target = fresh;
+        return this.deps.queue.enqueueMessage(fresh, identity.sub, event, idempotencyKey);
       });
     if (!duplicate) this.deps.metrics.broadcasts.inc();
     // Stored is acknowledged: a lost live frame is recovered by subscribers from the store. A
     // duplicate is sent again too, in case the attempt that stored it never fanned it out.
-    await this.deps.fanout.publish(channel.id, message).catch(() => {});
+    await this.deps.fanout.publish(target.id, message).catch(() => {});
     this.audit(identity, "broadcast", parsed.name, "ok", duplicate ? "idempotent retry" : null, {
       seq: message.seq,
     });

@@ -51,10 +51,18 @@ export const eventPayloads = {
 export type EventName = keyof typeof eventPayloads;
 export const eventNames = Object.keys(eventPayloads) as EventName[];
 
-const [first, ...rest] = eventNames.map((event) =>
-  z.object({ event: z.literal(event), payload: eventPayloads[event] }),
-);
+const entry = <E extends EventName>(event: E) =>
+  z.object({ event: z.literal(event), payload: eventPayloads[event] });
 
-/** `{event, payload}` checked against the registry; an unknown event name is a validation error. */
-export const eventSchema = z.discriminatedUnion("event", [first!, ...rest]);
+/**
+ * `{event, payload}` checked against the registry; an unknown event name is a validation error.
+ * Spelled out per event so that the type ties each payload to its event (a mapped array would not).
+ */
+export const eventSchema = z.discriminatedUnion("event", [
+  entry("message.posted"),
+  entry("timeline.updated"),
+  entry("venue.changed"),
+  entry("form.response"),
+  entry("journey.milestone"),
+]);
 export type ChannelEvent = z.output<typeof eventSchema>;

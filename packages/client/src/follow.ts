@@ -45,6 +45,7 @@ export async function followChannel(
     acked = newest;
   };
   const timer = setInterval(() => void ack().catch(() => {}), options.ackEveryMs ?? 1_000);
+  timer.unref?.();
 
   const stream = trpc.channel.events.subscribe(
     { channelName, lastEventId: subscription.resumeFrom },
@@ -61,11 +62,15 @@ export async function followChannel(
           } catch (error) {
             failed = true;
             stream.unsubscribe();
+            clearInterval(timer);
             handlers.onError?.(error);
           }
         });
       },
-      onError: (error) => handlers.onError?.(error),
+      onError: (error) => {
+        clearInterval(timer);
+        handlers.onError?.(error);
+      },
     },
   );
 
