@@ -386,6 +386,26 @@ describe("raw WebSocket frames", () => {
     ]);
     expect(JSON.parse(badParams.replies[0]!).error.json.data.code).toBe("PARSE_ERROR");
 
+    // A hostile input over the socket is refused for that call (its id answered), not silently dropped.
+    const token = await server.token(w.supplierClaims);
+    const answer = await new Promise<{ id: unknown; error: { json: { data: { code: string } } } }>(
+      (resolve) => {
+        const ws = new WebSocket(`${wsUrl}?connectionParams=1`);
+        ws.on("open", () => {
+          ws.send(JSON.stringify({ method: "connectionParams", data: { token } }));
+          ws.send(
+            `{"id":7,"method":"subscription","params":{"path":"channel.events","input":{"json":{"channelName":"${w.name}","__proto__":{"admin":true}}}}}`,
+          );
+        });
+        ws.on("message", (data) => {
+          resolve(JSON.parse(String(data)));
+          ws.close();
+        });
+      },
+    );
+    expect(answer.id).toBe(7);
+    expect(answer.error.json.data.code).toBe("BAD_REQUEST");
+
     // A frame far over the limit closes that socket with 1009 (message too big).
     const oversized = await send(wsUrl, [Buffer.alloc(400_000, 97)]);
     expect(oversized.closeCode).toBe(1009);

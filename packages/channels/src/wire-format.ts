@@ -1,4 +1,3 @@
-import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { findHostileJson } from "./hostile-json.ts";
 import type { ChannelMessage } from "./message.ts";
@@ -36,6 +35,11 @@ export function decodeMessage(frame: string): ChannelMessage {
   return data;
 }
 
+/** An input refused before it was copied; see channelsTransformer.deserialize. */
+export class HostileInput {
+  constructor(readonly reason: string) {}
+}
+
 /** superjson, except for tracked messages that were already encoded, and hostile inputs. */
 export const channelsTransformer = {
   serialize(value: unknown): unknown {
@@ -43,10 +47,14 @@ export const channelsTransformer = {
     const json = typeof data === "object" && data !== null ? preEncoded.get(data) : undefined;
     return json === undefined ? superjson.serialize(value) : new RawJson(json);
   },
-  /** Inputs: hostile shapes are refused while the raw JSON still shows them (superjson drops `__proto__`). */
+  /**
+   * Inputs: hostile shapes are caught while the raw JSON still shows them (superjson drops
+   * `__proto__`). They become a HostileInput that the procedure refuses with BAD_REQUEST: throwing
+   * here would make tRPC's WebSocket adapter answer with `id: null`, leaving the call unanswered.
+   */
   deserialize(value: unknown): unknown {
     const hostile = findHostileJson(value);
-    if (hostile) throw new TRPCError({ code: "BAD_REQUEST", message: hostile });
+    if (hostile) return new HostileInput(hostile);
     return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0]);
   },
 };

@@ -3,7 +3,7 @@ import type { Identity } from "../identity.ts";
 import { RateLimitedError } from "../rate-limits.ts";
 import type { ChannelServices } from "../services.ts";
 import type { OutboundSocket } from "../slow-consumer.ts";
-import { channelsTransformer } from "../wire-format.ts";
+import { channelsTransformer, HostileInput } from "../wire-format.ts";
 
 export interface Context {
   /** Null when the caller sent no token or a bad one: procedures then answer UNAUTHORIZED. */
@@ -37,10 +37,12 @@ const drainableProcedure = t.procedure.use(({ ctx, type, next }) =>
   type === "mutation" ? ctx.services.inflight.run(() => next()) : next(),
 );
 
-export const authedProcedure = drainableProcedure.use(({ ctx, next }) => {
+export const authedProcedure = drainableProcedure.use(async ({ ctx, next, getRawInput }) => {
   if (!ctx.identity) {
     throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
   }
+  const input = await getRawInput();
+  if (input instanceof HostileInput) throw new TRPCError({ code: "BAD_REQUEST", message: input.reason });
   return next({ ctx: { ...ctx, identity: ctx.identity } });
 });
 
