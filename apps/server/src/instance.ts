@@ -4,6 +4,7 @@ import { type Config, createChannelServices, createTokenVerifier } from "@wedsyn
 import { type DatabaseOptions, DrizzleChannelStore, openDatabase } from "@wedsync/db";
 import pino, { type Logger } from "pino";
 import { scheduleCleanup } from "./cleanup.ts";
+import { scheduleHeadCheck } from "./head-check.ts";
 import { resolveJwtSecret } from "./jwt-secret.ts";
 import { type RunningServer, startServer } from "./server.ts";
 import { scheduleWebhookDeliveries } from "./webhook-delivery.ts";
@@ -55,6 +56,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     port: config.PORT,
   });
   const stopCleanup = scheduleCleanup(services, logger);
+  const stopHeadCheck = scheduleHeadCheck(services, logger);
   const stopWebhooks = scheduleWebhookDeliveries(services, logger);
   return {
     ...server,
@@ -68,6 +70,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     },
     async close() {
       stopCleanup();
+      stopHeadCheck();
       await stopWebhooks();
       services.presence.stop();
       services.stats.stop();

@@ -33,6 +33,8 @@ const envSchema = z.object({
   CHANNELS_TIER_PAID: positiveInt(10),
   CHANNELS_HEARTBEAT_MS: positiveInt(30_000),
   CHANNELS_HEARTBEAT_TIMEOUT_MS: positiveInt(10_000),
+  /** How often an instance compares channel heads in the store with what arrived live. */
+  CHANNELS_HEAD_CHECK_MS: positiveInt(5_000),
   /** How often each instance publishes its figures for admin.stats. */
   CHANNELS_STATS_INTERVAL_MS: positiveInt(5_000),
   /** A presence entry not refreshed for this long (its instance died) expires. */

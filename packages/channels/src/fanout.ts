@@ -4,7 +4,8 @@ import type { FanoutListener } from "./inbox.ts";
 import type { ChannelMessage } from "./message.ts";
 import { decodeMessage, encodeMessage } from "./wire-format.ts";
 
-const topicOf = (channelId: string) => `ch:${channelId}`;
+const TOPIC_PREFIX = "ch:";
+const topicOf = (channelId: string) => `${TOPIC_PREFIX}${channelId}`;
 /** Every instance listens here for the whole of its life. */
 const REVOCATIONS = "ctl:revocations";
 
@@ -22,6 +23,8 @@ export class LocalFanout {
   /** Topics whose bus subscription failed (bus down); retried when the bus reconnects. */
   private readonly unconfirmed = new Set<string>();
   private readonly origin = randomUUID();
+  /** The highest seq seen live per topic, to compare against the store's heads. */
+  private readonly seen = new Map<string, number>();
 
   constructor(
     private readonly bus: Bus,
@@ -94,6 +97,7 @@ export class LocalFanout {
     if (!set?.delete(listener) || set.size > 0) return;
     this.listeners.delete(topic);
     this.unconfirmed.delete(topic);
+    this.seen.delete(topic);
     this.bus.unsubscribe(topic).catch(() => {
       // A failed unsubscribe only leaves frames this instance ignores.
     });
@@ -108,7 +112,24 @@ export class LocalFanout {
   }
 
   private deliverLocally(topic: string, message: ChannelMessage) {
+    if (message.seq > (this.seen.get(topic) ?? 0)) this.seen.set(topic, message.seq);
     for (const listener of this.listeners.get(topic) ?? []) listener.deliver(message);
+  }
+
+  /**
+   * Compares the store's heads of the channels listened to here with what arrived live; a channel
+   * whose head is ahead lost frames the bus never carried (an instance that stored a message and
+   * died before it could publish it) and its listeners re-read the store. One query per call.
+   */
+  async reconcile(heads: (channelIds: string[]) => Promise<Array<{ id: string; lastSeq: number }>>) {
+    const channelIds = [...this.listeners.keys()].map((topic) => topic.slice(TOPIC_PREFIX.length));
+    if (channelIds.length === 0) return;
+    for (const { id, lastSeq } of await heads(channelIds)) {
+      const topic = topicOf(id);
+      if (lastSeq <= (this.seen.get(topic) ?? 0)) continue;
+      this.seen.set(topic, lastSeq);
+      for (const listener of this.listeners.get(topic) ?? []) listener.resync();
+    }
   }
 
   private dispatchRevocation(frame: string) {

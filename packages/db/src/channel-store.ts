@@ -115,6 +115,8 @@ export interface ChannelStore {
   /** Creates the channel or returns the existing one with that name. */
   upsertChannel(input: NewChannel): Promise<{ channel: ChannelRow; created: boolean }>;
   findChannel(name: string): Promise<ChannelRow | undefined>;
+  /** The current head (lastSeq) of each of these channels that still exists. */
+  channelHeads(channelIds: readonly string[]): Promise<Array<{ id: string; lastSeq: number }>>;
   /**
    * Stores a message with the channel's next seq; an idempotency key already used returns the stored one.
    * In the same transaction, queues one outbox row per webhook of the channel (none are queued for a

@@ -73,6 +73,14 @@ export class DrizzleChannelStore implements ChannelStore {
     return { channel: existing, created: false };
   }
 
+  async channelHeads(channelIds: readonly string[]) {
+    if (channelIds.length === 0) return [];
+    return this.db
+      .select({ id: channels.id, lastSeq: channels.lastSeq })
+      .from(channels)
+      .where(inArray(channels.id, [...channelIds]));
+  }
+
   async findChannel(name: string) {
     const rows = await this.db.select().from(channels).where(eq(channels.name, name)).limit(1);
     return rows[0];

@@ -90,6 +90,14 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
     }
 
     describe("channels", () => {
+      it("channelHeads reports the head of each existing channel asked for", async () => {
+        const [a, b] = [await channel(), await channel()];
+        await appendMany(a.id, 3);
+        const heads = await store().channelHeads([a.id, b.id, randomUUID()]);
+        expect(Object.fromEntries(heads.map((h) => [h.id, h.lastSeq]))).toEqual({ [a.id]: 3, [b.id]: 0 });
+        expect(await store().channelHeads([])).toEqual([]);
+      });
+
       it("upsertChannel creates once, then returns the existing channel unchanged", async () => {
         const input = newChannel({ type: "shared", metadata: { title: "Smith wedding" } });
         const first = await store().upsertChannel(input);

@@ -27,7 +27,11 @@ describe.skipIf(!prerequisites)(SUITE, () => {
   let healthy: ServerProcess;
 
   beforeAll(async () => {
-    cluster = await startCluster(resources, { ...prerequisites!, count: 1 });
+    cluster = await startCluster(resources, {
+      ...prerequisites!,
+      count: 1,
+      env: { CHANNELS_HEAD_CHECK_MS: "1000" },
+    });
     healthy = cluster.servers[0]!;
   }, 60_000);
 
@@ -85,11 +89,10 @@ describe.skipIf(!prerequisites)(SUITE, () => {
     expect(subscriber.stream.messages().map((m) => m.seq)).toEqual([1, 2]);
   }, 60_000);
 
-  // KNOWN HOLE (reported, not fixed here): a broadcast acknowledged by an instance that cannot
-  // reach Redis waits in that instance's memory for Redis to return; if the instance dies first,
-  // live subscribers elsewhere get it only when the next message on the channel reveals the gap
-  // (or when they reconnect). Remove `.fails` once instances reconcile channel heads periodically.
-  it.fails("KNOWN HOLE: an acknowledged broadcast of a partitioned instance that dies reaches live subscribers elsewhere without a later message", async () => {
+  // A broadcast acknowledged by an instance that cannot reach Redis waits in that instance's memory
+  // for Redis to return; if the instance dies first, the surviving instances' periodic head check
+  // (CHANNELS_HEAD_CHECK_MS, 1 s here) finds the channel's head ahead and re-reads the store.
+  it("an acknowledged broadcast of a partitioned instance that dies reaches live subscribers elsewhere without a later message", async () => {
     const { victim, viaVictim, subscriber, post } = await scenario();
     const stored = await post(viaVictim, "acknowledged during the partition");
     await victim.kill9();
