@@ -339,3 +339,12 @@ export const text = (message: ChannelMessage): string =>
   message.event === "message.posted" && "text" in message.payload
     ? message.payload.text
     : `<${message.event}>`;
+
+/** Broadcasts a message.posted with this text; resolves with the stored message's {id, seq}. */
+export function post(client: ChannelsClient, channelName: string, body: string) {
+  return client.trpc.channel.broadcast.mutate({
+    channelName,
+    event: "message.posted",
+    payload: { text: body },
+  });
+}

@@ -4,6 +4,7 @@ import {
   type Collector,
   codeOf,
   events,
+  post,
   primeLive,
   startTestServer,
   type TestServer,
@@ -20,14 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-function post(client: ChannelsClient, channelName: string, body: string) {
-  return client.trpc.channel.broadcast.mutate({
-    channelName,
-    event: "message.posted",
-    payload: { text: body },
-  });
-}
 
 /** Messages of a stream, excluding the probes used to attach it. */
 const received = (stream: Collector) =>

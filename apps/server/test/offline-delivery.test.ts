@@ -7,6 +7,7 @@ import {
   type Collector,
   events,
   eventually,
+  post,
   primeLive,
   startTestServer,
   type TestServer,
@@ -29,14 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([server?.stop(), shortLived?.stop()]);
 });
-
-function post(client: ChannelsClient, channelName: string, body: string) {
-  return client.trpc.channel.broadcast.mutate({
-    channelName,
-    event: "message.posted",
-    payload: { text: body },
-  });
-}
 
 interface Wedding {
   channel: string;

@@ -1,4 +1,3 @@
-import type { ChannelsClient } from "@wedsync/client";
 import { errorCode } from "@wedsync/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -10,6 +9,7 @@ import {
   type Claims,
   type Collector,
   events,
+  post,
   primeLive,
   startTestServer,
   type TestServer,
@@ -20,14 +20,6 @@ import {
 const SUITE = "apps/server end to end: postgres";
 // Throws under CI when DATABASE_URL is missing, so the file fails instead of passing vacuously.
 const adminUrl = postgresUrlForTests(SUITE);
-
-function post(client: ChannelsClient, channelName: string, body: string) {
-  return client.trpc.channel.broadcast.mutate({
-    channelName,
-    event: "message.posted",
-    payload: { text: body },
-  });
-}
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 

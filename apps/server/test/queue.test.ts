@@ -2,7 +2,7 @@ import { messageId } from "@wedsync/channels";
 import type { ChannelsClient } from "@wedsync/client";
 import { errorCode } from "@wedsync/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { codeOf, startTestServer, type TestServer, text, uid } from "./harness.ts";
+import { codeOf, post, startTestServer, type TestServer, text, uid } from "./harness.ts";
 
 let server: TestServer;
 
@@ -13,14 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-function post(client: ChannelsClient, channelName: string, body: string) {
-  return client.trpc.channel.broadcast.mutate({
-    channelName,
-    event: "message.posted",
-    payload: { text: body },
-  });
-}
 
 /** A couple and a supplier on their collaboration channel, plus the couple's own channels. */
 async function setup() {
