@@ -11,7 +11,7 @@ export function scheduleCleanup(services: ChannelServices, logger: Logger): () =
     if (running) return;
     running = true;
     try {
-      const expiredMessages = await services.queue.cleanupExpiredMessages();
+      const expiredMessages = await services.queue.cleanupExpiredMessages(services.serviceStore);
       const inactiveChannels = await services.manager.cleanupInactiveChannels();
       if (expiredMessages === null && inactiveChannels === null)
         logger.debug("cleanup skipped: another instance is on it");

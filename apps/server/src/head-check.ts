@@ -7,7 +7,7 @@ import type { Logger } from "pino";
  * elsewhere within one interval, without waiting for the next message. Returns a stop function.
  */
 export function scheduleHeadCheck(services: ChannelServices, logger: Logger): () => void {
-  const heads = (ids: string[]) => services.store.channelHeads(ids);
+  const heads = (ids: string[]) => services.serviceStore.channelHeads(ids);
   const timer = setInterval(() => {
     services.fanout.reconcile(heads).catch((error) => logger.warn({ err: error }, "head check failed"));
   }, services.config.CHANNELS_HEAD_CHECK_MS);

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { type Bus, MemoryBus, RedisBus } from "@wedsync/bus";
 import { type Config, createChannelServices, createTokenVerifier } from "@wedsync/channels";
-import { type DatabaseOptions, DrizzleChannelStore, openDatabase } from "@wedsync/db";
+import { type DatabaseOptions, DrizzleChannelStores, openDatabase } from "@wedsync/db";
 import pino, { type Logger } from "pino";
 import { scheduleCleanup } from "./cleanup.ts";
 import { scheduleHeadCheck } from "./head-check.ts";
@@ -41,7 +41,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
   });
   const services = createChannelServices({
     config,
-    store: new DrizzleChannelStore(database.db),
+    stores: new DrizzleChannelStores(database.db),
     bus,
     onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
   });

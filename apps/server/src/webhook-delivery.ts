@@ -27,7 +27,7 @@ type Outcome = { ok: true; status: number } | { ok: false; error: string; status
  * instance claims them next) and resolves when the worker is idle.
  */
 export function scheduleWebhookDeliveries(services: ChannelServices, logger: Logger): () => Promise<void> {
-  const { config, store, metrics, audit } = services;
+  const { config, serviceStore: store, metrics, audit } = services;
   const timeoutMs = config.CHANNELS_WEBHOOK_TIMEOUT_MS;
   // Longer than a round can take (all of its POSTs run at once, each bounded by the timeout).
   const leaseMs = timeoutMs * 2 + 30_000;

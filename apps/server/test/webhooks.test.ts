@@ -124,7 +124,7 @@ function inbound(server: TestServer) {
 
 async function newestAudit(server: TestServer, match: (row: AuditRow) => boolean): Promise<AuditRow> {
   await server.instance.services.audit.flush();
-  const rows = await server.instance.services.store.readAudit({ limit: 200 });
+  const rows = await server.instance.services.serviceStore.readAudit({ limit: 200 });
   const row = rows.find(match);
   if (!row) throw new Error(`no matching audit row among the newest ${rows.length}`);
   return row;
@@ -175,7 +175,7 @@ describe("webhooks", () => {
   });
 
   const lastSeq = async (channelName: string) =>
-    (await server.instance.services.store.findChannel(channelName))?.lastSeq;
+    (await server.instance.services.serviceStore.findChannel(channelName))?.lastSeq;
 
   describe("POST /webhooks/inbound", () => {
     it("a signed form response is stored, delivered live and audited, from webhook:inbound", async () => {
@@ -234,7 +234,7 @@ describe("webhooks", () => {
       const [stored] = await couple.trpc.channel.subscribe
         .mutate({
           channelName: name,
-          lastMessageId: `${(await server.instance.services.store.findChannel(name))!.id}:0`,
+          lastMessageId: `${(await server.instance.services.serviceStore.findChannel(name))!.id}:0`,
         })
         .then((r) => r.missed);
       expect(stored).toMatchObject({ senderId: "webhook:inbound", payload: { status: "done" } });
@@ -352,7 +352,7 @@ describe("webhooks", () => {
       const name = `form:response:${uid("f")}:${uid("s")}`;
       const response = await post(formResponse(name, "f", "s"));
       expect(response.status).toBe(404);
-      expect(await server.instance.services.store.findChannel(name)).toBeUndefined();
+      expect(await server.instance.services.serviceStore.findChannel(name)).toBeUndefined();
     });
 
     it("refuses malformed bodies with 400 and writes nothing", async () => {
@@ -451,7 +451,7 @@ describe("webhooks", () => {
       client.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text: body } });
 
     async function outbox(webhookId: string) {
-      return server.instance.services.store.listWebhookOutbox(webhookId);
+      return server.instance.services.serviceStore.listWebhookOutbox(webhookId);
     }
 
     it("a broadcast arrives at the receiver, signed with the webhook's secret", async () => {
@@ -562,9 +562,9 @@ describe("webhooks", () => {
       expect((await outbox(hook.id))[0]).toMatchObject({ attempts: 3, lastError: null, nextAttemptAt: null });
 
       await server.instance.services.audit.flush();
-      const audit = (await server.instance.services.store.readAudit({ limit: 50, channelName })).filter(
-        (row) => row.action === "webhook.deliver",
-      );
+      const audit = (
+        await server.instance.services.serviceStore.readAudit({ limit: 50, channelName })
+      ).filter((row) => row.action === "webhook.deliver");
       expect(audit.map((row) => [row.outcome, row.detail.attempt])).toEqual([
         ["ok", 3],
         ["error", 2],
@@ -613,7 +613,7 @@ describe("webhooks", () => {
       );
       expect(silent.requests).toHaveLength(2);
       await server.instance.services.audit.flush();
-      const audit = await server.instance.services.store.readAudit({
+      const audit = await server.instance.services.serviceStore.readAudit({
         limit: 20,
         channelName: other.channelName,
       });
@@ -803,7 +803,7 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
     const header = signWebhook(INBOUND_SECRET, raw);
     expect((await inbound(a)(undefined, { raw, header })).status).toBe(200);
     expect((await inbound(b)(undefined, { raw, header })).status).toBe(409);
-    expect((await a.instance.services.store.findChannel(channelName))?.lastSeq).toBe(1);
+    expect((await a.instance.services.serviceStore.findChannel(channelName))?.lastSeq).toBe(1);
   });
 
   it("with both instances delivering, every message reaches the receiver exactly once", async () => {

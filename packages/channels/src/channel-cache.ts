@@ -9,15 +9,16 @@ import type { ChannelRow, ChannelStore } from "@wedsync/db";
 export class ChannelCache {
   private readonly rows = new Map<string, ChannelRow>();
 
-  constructor(
-    private readonly store: ChannelStore,
-    private readonly capacity = 10_000,
-  ) {}
+  constructor(private readonly capacity = 10_000) {}
 
-  async find(name: string): Promise<ChannelRow | undefined> {
+  /**
+   * A miss is looked up as the caller (`store`). A hit is served to anyone: callers authorize from the name
+   * and the caller's own grant, never from having found the row.
+   */
+  async find(name: string, store: ChannelStore): Promise<ChannelRow | undefined> {
     const cached = this.rows.get(name);
     if (cached) return cached;
-    const row = await this.store.findChannel(name);
+    const row = await store.findChannel(name);
     if (row) this.remember(row);
     return row;
   }

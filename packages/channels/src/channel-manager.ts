@@ -1,12 +1,12 @@
 import { TRPCError } from "@trpc/server";
-import type { ChannelRow, ChannelStore } from "@wedsync/db";
+import { type ChannelRow, type ChannelStore, type ChannelStores, SERVICE_ACTOR } from "@wedsync/db";
 import type { AuditTrail } from "./audit.ts";
 import { ChannelCache } from "./channel-cache.ts";
 import type { ChannelType, ParsedChannelName } from "./channel-name.ts";
 import type { Config } from "./config.ts";
 import type { ChannelEvent } from "./events.ts";
 import type { LocalFanout } from "./fanout.ts";
-import type { Identity } from "./identity.ts";
+import { type Identity, storeActorOf } from "./identity.ts";
 import { type ChannelReset, messageId, parseMessageId } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
 import { openChannelStream } from "./message-stream.ts";
@@ -19,7 +19,7 @@ import { Waiter } from "./waiter.ts";
 import { generateWebhookSecret } from "./webhooks.ts";
 
 export interface ChannelManagerDeps {
-  store: ChannelStore;
+  stores: ChannelStores;
   queue: MessageQueue;
   fanout: LocalFanout;
   metrics: Metrics;
@@ -53,7 +53,12 @@ export class ChannelManager {
   private readonly channels: ChannelCache;
 
   constructor(private readonly deps: ChannelManagerDeps) {
-    this.channels = new ChannelCache(deps.store);
+    this.channels = new ChannelCache();
+  }
+
+  /** The store as this user sees it: the database's row level security applies to all it does. */
+  private storeOf(identity: Identity): ChannelStore {
+    return this.deps.stores.as(storeActorOf(identity));
   }
 
   async createChannel(
@@ -67,11 +72,12 @@ export class ChannelManager {
         message: `${parsed.scope}:${parsed.entity} channels are ${parsed.type}, not ${options.type}`,
       });
     }
-    const existing = await this.deps.store.findChannel(parsed.name);
+    const store = this.storeOf(identity);
+    const existing = await store.findChannel(parsed.name);
     await this.authorize(identity, parsed, "create", existing, "create");
     const { channel, created } = existing
       ? { channel: existing, created: false }
-      : await this.deps.store.upsertChannel({
+      : await store.upsertChannel({
           name: parsed.name,
           type: parsed.type,
           scope: parsed.scope,
@@ -80,6 +86,11 @@ export class ChannelManager {
           createdBy: identity.sub,
           metadata: options.metadata ?? {},
         });
+    if (!channel) {
+      // The name is taken by a channel the database keeps from this user: someone else's form response.
+      this.audit(identity, "create", parsed.name, "denied", "no create access");
+      throw new TRPCError({ code: "FORBIDDEN", message: `you may not create ${parsed.name}` });
+    }
     // A concurrent create of a creator-owned channel by someone else must not hand it over.
     if (!created) await this.authorize(identity, parsed, "create", channel, "create");
     if (created) this.audit(identity, "create", parsed.name);
@@ -95,7 +106,8 @@ export class ChannelManager {
     const fromSeq = lastMessageId === undefined ? null : this.seqOf(channel, lastMessageId);
     const maxActive =
       identity.tier === "paid" ? this.deps.config.CHANNELS_TIER_PAID : this.deps.config.CHANNELS_TIER_FREE;
-    const result = await this.deps.store.subscribe({
+    const store = this.storeOf(identity);
+    const result = await store.subscribe({
       channelId: channel.id,
       userId: identity.sub,
       fromSeq,
@@ -110,8 +122,8 @@ export class ChannelManager {
     }
     const cursor = result.subscription.cursorSeq;
     const [missed, range] = await Promise.all([
-      this.deps.queue.messagesAfter(channel, cursor, MISSED_LIMIT + 1),
-      this.deps.store.retainedRange(channel.id, new Date()),
+      this.deps.queue.messagesAfter(store, channel, cursor, MISSED_LIMIT + 1),
+      store.retainedRange(channel.id, new Date()),
     ]);
     // Messages after the cursor that retention already removed are reported, never skipped silently.
     const lost = cursor < range.lastSeq && (range.oldestSeq === null || range.oldestSeq > cursor + 1);
@@ -137,7 +149,7 @@ export class ChannelManager {
 
   async unsubscribeFromChannel(identity: Identity, parsed: ParsedChannelName) {
     const channel = await this.resolve(identity, parsed, "read", "unsubscribe");
-    const unsubscribed = await this.deps.store.unsubscribe(channel.id, identity.sub);
+    const unsubscribed = await this.storeOf(identity).unsubscribe(channel.id, identity.sub);
     this.audit(identity, "unsubscribe", parsed.name);
     return { unsubscribed };
   }
@@ -149,7 +161,7 @@ export class ChannelManager {
     idempotencyKey: string | null,
   ) {
     const channel = await this.resolve(identity, parsed, "publish", "broadcast", true);
-    return this.publish(identity, parsed, channel, event, idempotencyKey);
+    return this.publish(identity, this.storeOf(identity), parsed, channel, event, idempotencyKey);
   }
 
   /**
@@ -171,17 +183,19 @@ export class ChannelManager {
         message: "signed webhooks may publish to form:response and journey:milestone channels only",
       });
     }
-    const channel = await this.channels.find(parsed.name);
+    const store = this.deps.stores.as({ kind: "webhook", senderId });
+    const channel = await this.channels.find(parsed.name, store);
     if (!channel) {
       this.audit(actor, "broadcast", parsed.name, "denied", "not found");
       throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
     }
-    return this.publish(actor, parsed, channel, event, idempotencyKey);
+    return this.publish(actor, store, parsed, channel, event, idempotencyKey);
   }
 
   /** Everything a broadcast does once its sender is authorized for the channel. */
   private async publish(
     identity: Actor,
+    store: ChannelStore,
     parsed: ParsedChannelName,
     channel: ChannelRow,
     event: ChannelEvent,
@@ -189,7 +203,7 @@ export class ChannelManager {
   ) {
     // A retry of a stored broadcast is answered without spending the channel's budget.
     const retried =
-      idempotencyKey === null ? undefined : await this.deps.queue.findRetried(channel, idempotencyKey);
+      idempotencyKey === null ? undefined : await this.deps.queue.findRetried(store, channel, idempotencyKey);
     if (retried) {
       // The first attempt may have stored it and died (or lost Redis) before fanning it out: send
       // the frame again; subscribers that already have it drop it by seq.
@@ -203,17 +217,17 @@ export class ChannelManager {
     );
     let target = channel;
     const { message, duplicate } = await this.deps.queue
-      .enqueueMessage(channel, identity.sub, event, idempotencyKey)
+      .enqueueMessage(store, channel, identity.sub, event, idempotencyKey)
       .catch(async (error) => {
         // The cached row may be gone (cleanup) or replaced (deleted and created again elsewhere).
-        const fresh = await this.deps.store.findChannel(parsed.name);
+        const fresh = await store.findChannel(parsed.name);
         if (fresh?.id === channel.id) throw error;
         this.channels.forget(parsed.name);
         if (!fresh)
           throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
         this.channels.remember(fresh);
         target = fresh;
-        return this.deps.queue.enqueueMessage(fresh, identity.sub, event, idempotencyKey);
+        return this.deps.queue.enqueueMessage(store, fresh, identity.sub, event, idempotencyKey);
       });
     if (!duplicate) this.deps.metrics.broadcasts.inc();
     // Stored is acknowledged: a lost live frame is recovered by subscribers from the store. A
@@ -228,7 +242,7 @@ export class ChannelManager {
   async getChannelSubscribers(identity: Identity, parsed: ParsedChannelName) {
     const channel = await this.resolve(identity, parsed, "read", "subscribers");
     const [rows, online] = await Promise.all([
-      this.deps.store.listSubscribers(channel.id),
+      this.storeOf(identity).listSubscribers(channel.id),
       // Without the bus nobody is known to be online; the durable subscribers are still listed.
       this.deps.presence.list(channel.id).catch(() => []),
     ]);
@@ -241,7 +255,7 @@ export class ChannelManager {
   }
 
   async listChannels(identity: Identity) {
-    const rows = await this.deps.store.listUserChannels(identity.sub, new Date());
+    const rows = await this.storeOf(identity).listUserChannels(identity.sub, new Date());
     return rows.map((row) => ({
       ...toChannelDto(row.channel),
       lastSeq: row.channel.lastSeq,
@@ -267,10 +281,11 @@ export class ChannelManager {
     socket?: OutboundSocket,
   ) {
     const { channel } = opened;
+    const store = this.storeOf(identity);
     const stillAllowed = async () =>
       isAllowed(identity, parsed.address, "read", {
         createdBy: channel.createdBy,
-        granted: await this.deps.store.hasGrant(channel.id, identity.sub),
+        granted: await store.hasGrant(channel.id, identity.sub),
       });
     const releaseSlot = this.takeSlot(socket);
     const leavePresence = await this.deps.presence
@@ -286,7 +301,7 @@ export class ChannelManager {
     return openChannelStream({
       ...opened,
       onEnd: leave,
-      store: this.deps.store,
+      store,
       fanout: this.deps.fanout,
       metrics: this.deps.metrics,
       signal,
@@ -347,7 +362,7 @@ export class ChannelManager {
   /** Shares the channel with a user beyond its name's audience. Owners only. */
   async grantAccess(identity: Identity, parsed: ParsedChannelName, userId: string) {
     const channel = await this.resolveOwned(identity, parsed, "grant");
-    const granted = await this.deps.store.grant(channel.id, userId, identity.sub);
+    const granted = await this.storeOf(identity).grant(channel.id, userId, identity.sub);
     this.audit(identity, "grant", parsed.name, "ok", null, { userId });
     return { granted };
   }
@@ -355,7 +370,7 @@ export class ChannelManager {
   /** Takes a grant back; the user's live streams on every instance end unless the name still admits them. */
   async revokeAccess(identity: Identity, parsed: ParsedChannelName, userId: string) {
     const channel = await this.resolveOwned(identity, parsed, "revoke");
-    const revoked = await this.deps.store.revoke(channel.id, userId);
+    const revoked = await this.storeOf(identity).revoke(channel.id, userId);
     await this.deps.fanout.revoke(channel.id, userId);
     this.audit(identity, "revoke", parsed.name, "ok", null, { userId });
     return { revoked };
@@ -367,7 +382,8 @@ export class ChannelManager {
    */
   async addWebhook(identity: Identity, parsed: ParsedChannelName, url: string, secret: string | undefined) {
     const channel = await this.resolveOwned(identity, parsed, "webhook.add", "add webhooks");
-    const existing = await this.deps.store.listWebhooks(channel.id);
+    const store = this.storeOf(identity);
+    const existing = await store.listWebhooks(channel.id);
     if (existing.length >= MAX_WEBHOOKS_PER_CHANNEL) {
       this.audit(identity, "webhook.add", parsed.name, "denied", "webhook limit");
       throw new TRPCError({
@@ -375,7 +391,7 @@ export class ChannelManager {
         message: `a channel may have at most ${MAX_WEBHOOKS_PER_CHANNEL} webhooks; remove one first`,
       });
     }
-    const row = await this.deps.store.addWebhook({
+    const row = await store.addWebhook({
       channelId: channel.id,
       url,
       secret: secret ?? generateWebhookSecret(),
@@ -392,7 +408,7 @@ export class ChannelManager {
   /** Stops deliveries to a webhook, including pending retries. Owners only. */
   async removeWebhook(identity: Identity, parsed: ParsedChannelName, webhookId: string) {
     const channel = await this.resolveOwned(identity, parsed, "webhook.remove", "remove webhooks");
-    const removed = await this.deps.store.removeWebhook(channel.id, webhookId);
+    const removed = await this.storeOf(identity).removeWebhook(channel.id, webhookId);
     const reason = removed ? null : "no such webhook";
     this.audit(identity, "webhook.remove", parsed.name, "ok", reason, { webhookId });
     return { removed };
@@ -401,15 +417,15 @@ export class ChannelManager {
   /** The channel's webhooks without their secrets. Owners only. */
   async listWebhooks(identity: Identity, parsed: ParsedChannelName) {
     const channel = await this.resolveOwned(identity, parsed, "webhook.list", "list webhooks");
-    const rows = await this.deps.store.listWebhooks(channel.id);
+    const rows = await this.storeOf(identity).listWebhooks(channel.id);
     return rows.map(({ id, url, createdBy, createdAt }) => ({ id, url, createdBy, createdAt }));
   }
 
   /** Null when another instance is cleaning up right now. */
   cleanupInactiveChannels(now = new Date()): Promise<number | null> {
-    return this.deps.store.deleteInactiveChannels(
-      new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE),
-    );
+    return this.deps.stores
+      .as(SERVICE_ACTOR)
+      .deleteInactiveChannels(new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE));
   }
 
   /**
@@ -439,8 +455,8 @@ export class ChannelManager {
   ) {
     const byName = isAllowed(identity, parsed.address, access);
     const channel = cached
-      ? await this.channels.find(parsed.name)
-      : await this.deps.store.findChannel(parsed.name);
+      ? await this.channels.find(parsed.name, this.storeOf(identity))
+      : await this.storeOf(identity).findChannel(parsed.name);
     if (!byName) await this.authorize(identity, parsed, access, channel ?? null, action);
     if (!channel) {
       this.audit(identity, action, parsed.name, "denied", "not found");
@@ -477,7 +493,7 @@ export class ChannelManager {
     action: string,
     what = `${action} access`,
   ) {
-    const channel = await this.deps.store.findChannel(parsed.name);
+    const channel = await this.storeOf(identity).findChannel(parsed.name);
     const owner = mayGrant(identity, parsed.address, channel?.createdBy ?? "");
     if (!owner) {
       this.audit(identity, action, parsed.name, "denied", "not an owner");
@@ -515,7 +531,10 @@ export class ChannelManager {
     action: string,
   ) {
     const facts = channel
-      ? { createdBy: channel.createdBy, granted: await this.deps.store.hasGrant(channel.id, identity.sub) }
+      ? {
+          createdBy: channel.createdBy,
+          granted: await this.storeOf(identity).hasGrant(channel.id, identity.sub),
+        }
       : undefined;
     const allowed =
       channel === null && access !== "create" ? false : isAllowed(identity, parsed.address, access, facts);

@@ -1,3 +1,4 @@
+import type { StoreActor } from "@wedsync/db";
 import { z } from "zod";
 import { segmentSchema } from "./channel-name.ts";
 
@@ -14,3 +15,8 @@ export const identityClaimsSchema = z.object({
 });
 
 export type Identity = z.infer<typeof identityClaimsSchema>;
+
+/** The store's view for this user: the database checks the same memberships (row level security). */
+export function storeActorOf(identity: Identity): StoreActor {
+  return { kind: "user", ...identity };
+}

@@ -7,19 +7,18 @@ import { type ChannelMessage, parseMessageId, toChannelMessage } from "./message
  * acknowledged stays pending until it expires (retention).
  */
 export class MessageQueue {
-  constructor(
-    private readonly store: ChannelStore,
-    private readonly retentionMs: number,
-  ) {}
+  /** `store` in every method is the caller's view of the store (row level security applies to it). */
+  constructor(private readonly retentionMs: number) {}
 
   /** Stores the message at the channel's next seq; resolves only once it is durable. */
   async enqueueMessage(
+    store: ChannelStore,
     channel: ChannelRow,
     senderId: string,
     event: ChannelEvent,
     idempotencyKey: string | null,
   ): Promise<{ message: ChannelMessage; duplicate: boolean }> {
-    const { message, duplicate } = await this.store.appendMessage({
+    const { message, duplicate } = await store.appendMessage({
       channelId: channel.id,
       event: event.event,
       payload: event.payload,
@@ -31,20 +30,33 @@ export class MessageQueue {
   }
 
   /** The message already stored under this idempotency key, if any. */
-  async findRetried(channel: ChannelRow, idempotencyKey: string): Promise<ChannelMessage | undefined> {
-    const row = await this.store.findMessageByIdempotencyKey(channel.id, idempotencyKey);
+  async findRetried(
+    store: ChannelStore,
+    channel: ChannelRow,
+    idempotencyKey: string,
+  ): Promise<ChannelMessage | undefined> {
+    const row = await store.findMessageByIdempotencyKey(channel.id, idempotencyKey);
     return row && toChannelMessage(row, channel.name);
   }
 
   /** Unacknowledged messages across the user's active subscriptions. */
-  async dequeueMessagesForUser(userId: string, limit: number): Promise<ChannelMessage[]> {
-    const rows = await this.store.pendingMessages(userId, limit, new Date());
+  async dequeueMessagesForUser(
+    store: ChannelStore,
+    userId: string,
+    limit: number,
+  ): Promise<ChannelMessage[]> {
+    const rows = await store.pendingMessages(userId, limit, new Date());
     return rows.map((row) => toChannelMessage(row, row.channelName));
   }
 
   /** Messages of one channel after a cursor, oldest first. */
-  async messagesAfter(channel: ChannelRow, afterSeq: number, limit: number): Promise<ChannelMessage[]> {
-    const rows: MessageRow[] = await this.store.readMessages(channel.id, afterSeq, limit, new Date());
+  async messagesAfter(
+    store: ChannelStore,
+    channel: ChannelRow,
+    afterSeq: number,
+    limit: number,
+  ): Promise<ChannelMessage[]> {
+    const rows: MessageRow[] = await store.readMessages(channel.id, afterSeq, limit, new Date());
     return rows.map((row) => toChannelMessage(row, channel.name));
   }
 
@@ -52,13 +64,13 @@ export class MessageQueue {
    * Acknowledges messages: each channel's cursor moves to the highest acknowledged seq.
    * Ids of channels the user is not subscribed to move nothing. Returns the cursors moved.
    */
-  markMessageDelivered(userId: string, messageIds: readonly string[]): Promise<number> {
+  markMessageDelivered(store: ChannelStore, userId: string, messageIds: readonly string[]): Promise<number> {
     const acks = messageIds.map(parseMessageId).filter((ack) => ack !== undefined);
-    return acks.length === 0 ? Promise.resolve(0) : this.store.ack(userId, acks);
+    return acks.length === 0 ? Promise.resolve(0) : store.ack(userId, acks);
   }
 
   /** Null when another instance is cleaning up right now. */
-  cleanupExpiredMessages(now = new Date()): Promise<number | null> {
-    return this.store.deleteExpiredMessages(now);
+  cleanupExpiredMessages(store: ChannelStore, now = new Date()): Promise<number | null> {
+    return store.deleteExpiredMessages(now);
   }
 }

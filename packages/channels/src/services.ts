@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Bus } from "@wedsync/bus";
-import type { ChannelStore } from "@wedsync/db";
+import { type ChannelStores, SERVICE_ACTOR } from "@wedsync/db";
 import { AuditTrail } from "./audit.ts";
 import { ChannelManager } from "./channel-manager.ts";
 import type { Config } from "./config.ts";
@@ -14,7 +14,7 @@ import { ClusterStats } from "./stats.ts";
 
 export interface ServiceDeps {
   config: Config;
-  store: ChannelStore;
+  stores: ChannelStores;
   bus: Bus;
   instanceId?: string;
   onBackgroundError?: (error: unknown) => void;
@@ -25,14 +25,16 @@ export function createChannelServices(deps: ServiceDeps) {
   const instanceId = deps.instanceId ?? deps.config.CHANNELS_INSTANCE_ID ?? `i-${randomUUID().slice(0, 8)}`;
   const fanout = new LocalFanout(deps.bus, (error) => deps.onBackgroundError?.(error));
   const metrics = createMetrics({ liveChannels: () => fanout.counts().channels });
-  const queue = new MessageQueue(deps.store, deps.config.CHANNELS_RETENTION);
-  const audit = new AuditTrail(deps.store, instanceId, undefined, deps.onBackgroundError);
+  /** For the instance's own jobs (audit writer, cleanup, webhook delivery, head checks, cluster counts). */
+  const serviceStore = deps.stores.as(SERVICE_ACTOR);
+  const queue = new MessageQueue(deps.config.CHANNELS_RETENTION);
+  const audit = new AuditTrail(serviceStore, instanceId, undefined, deps.onBackgroundError);
   const presence = new PresenceManager(deps.bus, instanceId, deps.config.CHANNELS_PRESENCE_TTL_MS, (error) =>
     deps.onBackgroundError?.(error),
   );
   const limits = createRateLimits(deps.bus, deps.config);
   const manager = new ChannelManager({
-    store: deps.store,
+    stores: deps.stores,
     queue,
     fanout,
     metrics,
@@ -42,7 +44,7 @@ export function createChannelServices(deps: ServiceDeps) {
     config: deps.config,
   });
   const stats = new ClusterStats(
-    { bus: deps.bus, store: deps.store, fanout, metrics, instanceId },
+    { bus: deps.bus, store: serviceStore, fanout, metrics, instanceId },
     deps.config.CHANNELS_STATS_INTERVAL_MS,
     (error) => deps.onBackgroundError?.(error),
   );
@@ -51,7 +53,8 @@ export function createChannelServices(deps: ServiceDeps) {
     instanceId,
     startedAt: new Date(),
     config: deps.config,
-    store: deps.store,
+    stores: deps.stores,
+    serviceStore,
     bus: deps.bus,
     metrics,
     fanout,

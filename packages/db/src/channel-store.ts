@@ -8,6 +8,7 @@ import type {
   WebhookOutboxRow,
   WebhookRow,
 } from "./schema.ts";
+import type { StoreActor } from "./store-actor.ts";
 
 export interface NewChannel {
   name: string;
@@ -107,13 +108,30 @@ export interface StoreCounts {
   queuedMessages: number;
 }
 
+/** The channel is gone, or the actor may not write to it: to the actor both look the same (row level security). */
+export class ChannelUnavailableError extends Error {
+  constructor(readonly channelId: string) {
+    super(`channel ${channelId} does not exist or does not take messages from this sender`);
+    this.name = "ChannelUnavailableError";
+  }
+}
+
+/** The store of one database, reached only through an actor's view: the database enforces what it may do. */
+export interface ChannelStores {
+  as(actor: StoreActor): ChannelStore;
+}
+
 /**
- * Durable state of channels, subscriptions, messages and the audit log.
+ * Durable state of channels, subscriptions, messages and the audit log, as one actor sees it: rows the
+ * actor may not see are absent, writes it may not make fail (row level security).
  * Every method is atomic; the message order of a channel is decided here (seq).
  */
 export interface ChannelStore {
-  /** Creates the channel or returns the existing one with that name. */
-  upsertChannel(input: NewChannel): Promise<{ channel: ChannelRow; created: boolean }>;
+  /**
+   * Creates the channel or returns the existing one with that name; `channel` is undefined when a channel
+   * of that name exists but is not visible to the actor.
+   */
+  upsertChannel(input: NewChannel): Promise<{ channel: ChannelRow | undefined; created: boolean }>;
   findChannel(name: string): Promise<ChannelRow | undefined>;
   /** The current head (lastSeq) of each of these channels that still exists. */
   channelHeads(channelIds: readonly string[]): Promise<Array<{ id: string; lastSeq: number }>>;

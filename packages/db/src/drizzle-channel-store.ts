@@ -14,18 +14,20 @@ import {
   notExists,
   sql,
 } from "drizzle-orm";
-import type {
-  AppendMessage,
-  AuditQuery,
-  ChannelStore,
-  ClaimWebhookDeliveries,
-  FailWebhookDelivery,
-  NewChannel,
-  NewWebhook,
-  PendingMessage,
-  SubscribeRequest,
-  SubscribeResult,
-  WebhookDelivery,
+import {
+  type AppendMessage,
+  type AuditQuery,
+  type ChannelStore,
+  type ChannelStores,
+  ChannelUnavailableError,
+  type ClaimWebhookDeliveries,
+  type FailWebhookDelivery,
+  type NewChannel,
+  type NewWebhook,
+  type PendingMessage,
+  type SubscribeRequest,
+  type SubscribeResult,
+  type WebhookDelivery,
 } from "./channel-store.ts";
 import type { Database } from "./client.ts";
 import {
@@ -39,6 +41,7 @@ import {
   webhookOutbox,
   webhooks,
 } from "./schema.ts";
+import { actorStatement, type StoreActor } from "./store-actor.ts";
 
 const UNIQUE_VIOLATION = "23505";
 const CLEANUP_BATCH = 10_000;
@@ -59,44 +62,72 @@ function isUniqueViolation(error: unknown): boolean {
   return false;
 }
 
-export class DrizzleChannelStore implements ChannelStore {
+/** The store of one database; every call goes through the view of an actor (row level security). */
+export class DrizzleChannelStores implements ChannelStores {
   /** Channels seen with webhooks -> until when to believe it (see insertNext); only a performance hint. */
   private readonly webhookHints = new Map<string, number>();
 
   constructor(private readonly db: Database) {}
 
-  async upsertChannel(input: NewChannel) {
-    const inserted = await this.db.insert(channels).values(input).onConflictDoNothing().returning();
-    if (inserted[0]) return { channel: inserted[0], created: true };
-    const existing = await this.findChannel(input.name);
-    if (!existing) throw new Error(`channel ${input.name} vanished during create`);
-    return { channel: existing, created: false };
+  as(actor: StoreActor): ChannelStore {
+    return new DrizzleChannelStore(this.db, actor, this.webhookHints);
+  }
+}
+
+class DrizzleChannelStore implements ChannelStore {
+  constructor(
+    private readonly root: Database,
+    private readonly actor: StoreActor,
+    private readonly webhookHints: Map<string, number>,
+  ) {}
+
+  /**
+   * Runs `work` in one transaction as the actor: under the non-owner role and with the actor's settings,
+   * so the database's policies apply to every statement. `work` must not call other public methods (a
+   * second transaction would wait for this one on a single-connection database).
+   */
+  private run<T>(work: (db: Transaction) => Promise<T>): Promise<T> {
+    return this.root.transaction(async (tx) => {
+      await tx.execute(actorStatement(this.actor));
+      return work(tx);
+    });
   }
 
-  async channelHeads(channelIds: readonly string[]) {
-    if (channelIds.length === 0) return [];
-    return this.db
-      .select({ id: channels.id, lastSeq: channels.lastSeq })
-      .from(channels)
-      .where(inArray(channels.id, [...channelIds]));
+  upsertChannel(input: NewChannel) {
+    return this.run(async (db) => {
+      const inserted = await db.insert(channels).values(input).onConflictDoNothing().returning();
+      if (inserted[0]) return { channel: inserted[0], created: true };
+      // Undefined when the existing channel is not visible to this actor (someone else's form channel).
+      return { channel: await findChannelIn(db, input.name), created: false };
+    });
   }
 
-  async findChannel(name: string) {
-    const rows = await this.db.select().from(channels).where(eq(channels.name, name)).limit(1);
-    return rows[0];
+  channelHeads(channelIds: readonly string[]) {
+    if (channelIds.length === 0) return Promise.resolve([]);
+    return this.run((db) =>
+      db
+        .select({ id: channels.id, lastSeq: channels.lastSeq })
+        .from(channels)
+        .where(inArray(channels.id, [...channelIds])),
+    );
+  }
+
+  findChannel(name: string) {
+    return this.run((db) => findChannelIn(db, name));
   }
 
   async appendMessage(input: AppendMessage) {
-    if (input.idempotencyKey !== null) {
-      const existing = await this.findMessageByIdempotencyKey(input.channelId, input.idempotencyKey);
-      if (existing) return { message: existing, duplicate: true };
-    }
+    const key = input.idempotencyKey;
     try {
-      return { message: await this.insertNext(input), duplicate: false };
+      return await this.run(async (db) => {
+        const existing = key === null ? undefined : await findByKeyIn(db, input.channelId, key);
+        if (existing) return { message: existing, duplicate: true };
+        return { message: await this.insertNext(db, input), duplicate: false };
+      });
     } catch (error) {
-      // A concurrent retry with the same key won the race; the failed statement rolled back its seq bump.
-      if (input.idempotencyKey === null || !isUniqueViolation(error)) throw error;
-      const existing = await this.findMessageByIdempotencyKey(input.channelId, input.idempotencyKey);
+      // A concurrent retry with the same key won the race; the failed transaction rolled back its seq bump.
+      if (key === null || !isUniqueViolation(error)) throw error;
+      const existing = await this.findMessageByIdempotencyKey(input.channelId, key);
       if (!existing) throw error;
       return { message: existing, duplicate: true };
     }
@@ -120,15 +151,15 @@ export class DrizzleChannelStore implements ChannelStore {
    * append goes the webhook way (insertLocked); a stale "has webhooks" only costs that way until the hint
    * expires or the locked row shows no webhooks.
    */
-  private async insertNext(input: AppendMessage): Promise<MessageRow> {
+  private async insertNext(db: Transaction, input: AppendMessage): Promise<MessageRow> {
     const hinted = this.webhookHints.get(input.channelId);
     if (hinted === undefined || hinted < Date.now()) {
       this.webhookHints.delete(input.channelId);
-      const row = await this.insertStatement(this.db, input, false);
+      const row = await insertStatement(db, input, true);
       if (row) return row;
     }
-    const { row, webhookCount } = await this.insertLocked(input);
-    if (!row) throw new Error(`channel ${input.channelId} does not exist`);
+    const { row, webhookCount } = await insertLocked(db, input);
+    if (!row) throw new ChannelUnavailableError(input.channelId);
     if (webhookCount === 0) {
       this.webhookHints.delete(input.channelId);
     } else {
@@ -138,109 +169,39 @@ export class DrizzleChannelStore implements ChannelStore {
     return row;
   }
 
-  /**
-   * The append for a channel that may have webhooks: locks the channel row in one statement, then inserts in
-   * the next. Under READ COMMITTED each statement reads from its own snapshot, taken when it starts. A single
-   * statement that waited for the row lock would go on with the newest row version but still read
-   * channel_webhooks as of its start, so a webhook whose add committed while it waited would get no outbox
-   * row for a message stored after it. The insert's snapshot is taken with the lock held: it sees every
-   * webhook committed before, and add/removeWebhook cannot commit a change until this transaction ends.
-   */
-  private insertLocked(input: AppendMessage): Promise<{ row: MessageRow | undefined; webhookCount: number }> {
-    return this.db.transaction(async (tx) => {
-      const [locked] = await tx
-        .select({ webhookCount: channels.webhookCount })
-        .from(channels)
-        .where(eq(channels.id, input.channelId))
-        .for("no key update");
-      if (!locked) return { row: undefined, webhookCount: 0 };
-      const row = await this.insertStatement(tx, input, locked.webhookCount > 0);
-      return { row, webhookCount: locked.webhookCount };
-    });
-  }
-
-  /**
-   * One statement. Undefined when nothing was inserted: no such channel, or (without the outbox) the channel
-   * has webhooks. With the outbox it must run after the channel row is locked (see insertLocked).
-   */
-  private async insertStatement(
-    db: Database | Transaction,
-    input: AppendMessage,
-    withOutbox: boolean,
-  ): Promise<MessageRow | undefined> {
-    const bump = db.$with("bump").as(
-      db
-        .update(channels)
-        .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
-        .where(
-          withOutbox
-            ? eq(channels.id, input.channelId)
-            : and(eq(channels.id, input.channelId), eq(channels.webhookCount, 0)),
-        )
-        .returning({ channelId: channels.id, seq: channels.lastSeq }),
-    );
-    // The message row is inserted by the main statement; the outbox's foreign key to it is checked at the
-    // statement's end.
-    const queued = db.$with("queued", { id: sql<number>`id` }).as(
-      sql`insert into ${webhookOutbox} ("webhook_id", "channel_id", "seq")
-        select ${webhooks.id}, ${bump.channelId}, ${bump.seq} from ${bump}
-        join ${webhooks} on ${webhooks.channelId} = ${bump.channelId}
-        returning ${webhookOutbox.id}`,
-    );
-    const rows = await db
-      .with(...(withOutbox ? [bump, queued] : [bump]))
-      .insert(messages)
-      .select(
-        db
-          .select({
-            channelId: bump.channelId,
-            seq: bump.seq,
-            event: sql`${input.event}`.as("event"),
-            payload: sql`${JSON.stringify(input.payload)}::jsonb`.as("payload"),
-            senderId: sql`${input.senderId}`.as("sender_id"),
-            idempotencyKey: sql`${input.idempotencyKey}`.as("idempotency_key"),
-            // Taken after the row lock, unlike now(), so sentAt follows seq order.
-            createdAt: sql`clock_timestamp()`.as("created_at"),
-            expiresAt: sql`${input.expiresAt.toISOString()}::timestamptz`.as("expires_at"),
-          })
-          .from(bump),
-      )
-      .returning();
-    return rows[0];
-  }
-
-  async findMessageByIdempotencyKey(channelId: string, key: string) {
-    const rows = await this.db
-      .select()
-      .from(messages)
-      .where(and(eq(messages.channelId, channelId), eq(messages.idempotencyKey, key)))
-      .limit(1);
-    return rows[0];
+  findMessageByIdempotencyKey(channelId: string, key: string) {
+    return this.run((db) => findByKeyIn(db, channelId, key));
   }
 
   readMessages(channelId: string, afterSeq: number, limit: number, now: Date) {
-    return this.db
-      .select()
-      .from(messages)
-      .where(and(eq(messages.channelId, channelId), gt(messages.seq, afterSeq), gt(messages.expiresAt, now)))
-      .orderBy(asc(messages.seq))
-      .limit(limit);
+    return this.run((db) =>
+      db
+        .select()
+        .from(messages)
+        .where(
+          and(eq(messages.channelId, channelId), gt(messages.seq, afterSeq), gt(messages.expiresAt, now)),
+        )
+        .orderBy(asc(messages.seq))
+        .limit(limit),
+    );
   }
 
-  async retainedRange(channelId: string, now: Date) {
-    const [head] = await this.db
-      .select({ lastSeq: channels.lastSeq })
-      .from(channels)
-      .where(eq(channels.id, channelId));
-    const [oldest] = await this.db
-      .select({ seq: min(messages.seq) })
-      .from(messages)
-      .where(and(eq(messages.channelId, channelId), gt(messages.expiresAt, now)));
-    return { oldestSeq: oldest?.seq ?? null, lastSeq: head?.lastSeq ?? 0 };
+  retainedRange(channelId: string, now: Date) {
+    return this.run(async (db) => {
+      const [head] = await db
+        .select({ lastSeq: channels.lastSeq })
+        .from(channels)
+        .where(eq(channels.id, channelId));
+      const [oldest] = await db
+        .select({ seq: min(messages.seq) })
+        .from(messages)
+        .where(and(eq(messages.channelId, channelId), gt(messages.expiresAt, now)));
+      return { oldestSeq: oldest?.seq ?? null, lastSeq: head?.lastSeq ?? 0 };
+    });
   }
 
   subscribe(request: SubscribeRequest): Promise<SubscribeResult> {
-    return this.db.transaction(async (tx) => {
+    return this.run(async (tx) => {
       // Serializes one user's subscribes across instances so the tier limit cannot be raced past.
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${request.userId}))`);
       const [existing] = await tx
@@ -280,92 +241,102 @@ export class DrizzleChannelStore implements ChannelStore {
     });
   }
 
-  async unsubscribe(channelId: string, userId: string) {
-    const rows = await this.db
-      .update(subscriptions)
-      .set({ active: false, updatedAt: sql`now()` })
-      .where(
-        and(
-          eq(subscriptions.channelId, channelId),
-          eq(subscriptions.userId, userId),
-          eq(subscriptions.active, true),
-        ),
-      )
-      .returning({ id: subscriptions.id });
-    return rows.length > 0;
+  unsubscribe(channelId: string, userId: string) {
+    return this.run(async (db) => {
+      const rows = await db
+        .update(subscriptions)
+        .set({ active: false, updatedAt: sql`now()` })
+        .where(
+          and(
+            eq(subscriptions.channelId, channelId),
+            eq(subscriptions.userId, userId),
+            eq(subscriptions.active, true),
+          ),
+        )
+        .returning({ id: subscriptions.id });
+      return rows.length > 0;
+    });
   }
 
-  async activeSubscription(channelId: string, userId: string) {
-    const rows = await this.db
-      .select()
-      .from(subscriptions)
-      .where(
-        and(
-          eq(subscriptions.channelId, channelId),
-          eq(subscriptions.userId, userId),
-          eq(subscriptions.active, true),
-        ),
-      )
-      .limit(1);
-    return rows[0];
+  activeSubscription(channelId: string, userId: string) {
+    return this.run(async (db) => {
+      const rows = await db
+        .select()
+        .from(subscriptions)
+        .where(
+          and(
+            eq(subscriptions.channelId, channelId),
+            eq(subscriptions.userId, userId),
+            eq(subscriptions.active, true),
+          ),
+        )
+        .limit(1);
+      return rows[0];
+    });
   }
 
   listSubscribers(channelId: string) {
-    return this.db
-      .select()
-      .from(subscriptions)
-      .where(and(eq(subscriptions.channelId, channelId), eq(subscriptions.active, true)))
-      .orderBy(asc(subscriptions.subscribedAt));
+    return this.run((db) =>
+      db
+        .select()
+        .from(subscriptions)
+        .where(and(eq(subscriptions.channelId, channelId), eq(subscriptions.active, true)))
+        .orderBy(asc(subscriptions.subscribedAt)),
+    );
   }
 
-  async listUserChannels(userId: string, now: Date) {
-    const unread = this.db
-      .select({ n: count() })
-      .from(messages)
-      .where(
-        and(
-          eq(messages.channelId, subscriptions.channelId),
-          gt(messages.seq, subscriptions.cursorSeq),
-          gt(messages.expiresAt, now),
-        ),
-      );
-    const rows = await this.db
-      .select({
-        channel: channels,
-        cursorSeq: subscriptions.cursorSeq,
-        unread: sql<number>`(${unread})::int`,
-      })
-      .from(subscriptions)
-      .innerJoin(channels, eq(channels.id, subscriptions.channelId))
-      .where(and(eq(subscriptions.userId, userId), eq(subscriptions.active, true)))
-      .orderBy(desc(channels.lastActivity));
-    return rows.map((r) => ({ ...r, unread: Number(r.unread) }));
+  listUserChannels(userId: string, now: Date) {
+    return this.run(async (db) => {
+      const unread = db
+        .select({ n: count() })
+        .from(messages)
+        .where(
+          and(
+            eq(messages.channelId, subscriptions.channelId),
+            gt(messages.seq, subscriptions.cursorSeq),
+            gt(messages.expiresAt, now),
+          ),
+        );
+      const rows = await db
+        .select({
+          channel: channels,
+          cursorSeq: subscriptions.cursorSeq,
+          unread: sql<number>`(${unread})::int`,
+        })
+        .from(subscriptions)
+        .innerJoin(channels, eq(channels.id, subscriptions.channelId))
+        .where(and(eq(subscriptions.userId, userId), eq(subscriptions.active, true)))
+        .orderBy(desc(channels.lastActivity));
+      return rows.map((r) => ({ ...r, unread: Number(r.unread) }));
+    });
   }
 
-  async pendingMessages(userId: string, limit: number, now: Date): Promise<PendingMessage[]> {
-    const rows = await this.db
-      .select({ message: messages, channelName: channels.name })
-      .from(subscriptions)
-      .innerJoin(channels, eq(channels.id, subscriptions.channelId))
-      .innerJoin(
-        messages,
-        and(eq(messages.channelId, subscriptions.channelId), gt(messages.seq, subscriptions.cursorSeq)),
-      )
-      .where(
-        and(eq(subscriptions.userId, userId), eq(subscriptions.active, true), gt(messages.expiresAt, now)),
-      )
-      // By seq within each channel, never by time: a limited page must never skip a seq that an ack of the
-      // page's highest seq would then lose.
-      .orderBy(asc(messages.channelId), asc(messages.seq))
-      .limit(limit);
-    return rows.map((r) => ({ ...r.message, channelName: r.channelName }));
+  pendingMessages(userId: string, limit: number, now: Date): Promise<PendingMessage[]> {
+    return this.run(async (db) => {
+      const rows = await db
+        .select({ message: messages, channelName: channels.name })
+        .from(subscriptions)
+        .innerJoin(channels, eq(channels.id, subscriptions.channelId))
+        .innerJoin(
+          messages,
+          and(eq(messages.channelId, subscriptions.channelId), gt(messages.seq, subscriptions.cursorSeq)),
+        )
+        .where(
+          and(eq(subscriptions.userId, userId), eq(subscriptions.active, true), gt(messages.expiresAt, now)),
+        )
+        // By seq within each channel, never by time: a limited page must never skip a seq that an ack of the
+        // page's highest seq would then lose.
+        .orderBy(asc(messages.channelId), asc(messages.seq))
+        .limit(limit);
+      return rows.map((r) => ({ ...r.message, channelName: r.channelName }));
+    });
   }
 
-  async ack(userId: string, acks: ReadonlyArray<{ channelId: string; seq: number }>) {
+  ack(userId: string, acks: ReadonlyArray<{ channelId: string; seq: number }>) {
     const highest = new Map<string, number>();
     for (const { channelId, seq } of acks) highest.set(channelId, Math.max(seq, highest.get(channelId) ?? 0));
-    let moved = 0;
-    await this.db.transaction(async (tx) => {
+    return this.run(async (tx) => {
+      let moved = 0;
       for (const [channelId, seq] of highest) {
         const rows = await tx
           .update(subscriptions)
@@ -385,8 +356,8 @@ export class DrizzleChannelStore implements ChannelStore {
           .returning({ id: subscriptions.id });
         moved += rows.length;
       }
+      return moved;
     });
-    return moved;
   }
 
   async deleteExpiredMessages(now: Date) {
@@ -432,7 +403,7 @@ export class DrizzleChannelStore implements ChannelStore {
 
   /** Runs `work` only if no other instance holds the named lock right now; null when one does. */
   private exclusive<T>(name: string, work: (tx: Transaction) => Promise<T>): Promise<T | null> {
-    return this.db.transaction(async (tx) => {
+    return this.run(async (tx) => {
       const result = await tx.execute(
         sql`select pg_try_advisory_xact_lock(hashtext(${`wedsync:${name}`})) as locked`,
       );
@@ -441,17 +412,19 @@ export class DrizzleChannelStore implements ChannelStore {
     });
   }
 
-  async grant(channelId: string, userId: string, grantedBy: string) {
-    const rows = await this.db
-      .insert(grants)
-      .values({ channelId, userId, grantedBy })
-      .onConflictDoNothing()
-      .returning({ userId: grants.userId });
-    return rows.length > 0;
+  grant(channelId: string, userId: string, grantedBy: string) {
+    return this.run(async (db) => {
+      const rows = await db
+        .insert(grants)
+        .values({ channelId, userId, grantedBy })
+        .onConflictDoNothing()
+        .returning({ userId: grants.userId });
+      return rows.length > 0;
+    });
   }
 
   revoke(channelId: string, userId: string) {
-    return this.db.transaction(async (tx) => {
+    return this.run(async (tx) => {
       const rows = await tx
         .delete(grants)
         .where(and(eq(grants.channelId, channelId), eq(grants.userId, userId)))
@@ -467,21 +440,21 @@ export class DrizzleChannelStore implements ChannelStore {
     });
   }
 
-  async hasGrant(channelId: string, userId: string) {
-    const rows = await this.db
-      .select({ userId: grants.userId })
-      .from(grants)
-      .where(and(eq(grants.channelId, channelId), eq(grants.userId, userId)))
-      .limit(1);
-    return rows.length > 0;
+  hasGrant(channelId: string, userId: string) {
+    return this.run(async (db) => {
+      const rows = await db
+        .select({ userId: grants.userId })
+        .from(grants)
+        .where(and(eq(grants.channelId, channelId), eq(grants.userId, userId)))
+        .limit(1);
+      return rows.length > 0;
+    });
   }
 
   listGrants(channelId: string) {
-    return this.db
-      .select()
-      .from(grants)
-      .where(eq(grants.channelId, channelId))
-      .orderBy(asc(grants.createdAt));
+    return this.run((db) =>
+      db.select().from(grants).where(eq(grants.channelId, channelId)).orderBy(asc(grants.createdAt)),
+    );
   }
 
   /**
@@ -491,7 +464,7 @@ export class DrizzleChannelStore implements ChannelStore {
    * webhook row) and would not queue for the row lock in arrival order.
    */
   async addWebhook(input: NewWebhook) {
-    const row = await this.db.transaction(async (tx) => {
+    const row = await this.run(async (tx) => {
       await tx
         .update(channels)
         .set({ webhookCount: sql`${channels.webhookCount} + 1` })
@@ -505,7 +478,7 @@ export class DrizzleChannelStore implements ChannelStore {
   }
 
   removeWebhook(channelId: string, webhookId: string) {
-    return this.db.transaction(async (tx) => {
+    return this.run(async (tx) => {
       await tx
         .select({ id: channels.id })
         .from(channels)
@@ -525,11 +498,13 @@ export class DrizzleChannelStore implements ChannelStore {
   }
 
   listWebhooks(channelId: string) {
-    return this.db
-      .select()
-      .from(webhooks)
-      .where(eq(webhooks.channelId, channelId))
-      .orderBy(asc(webhooks.createdAt), asc(webhooks.id));
+    return this.run((db) =>
+      db
+        .select()
+        .from(webhooks)
+        .where(eq(webhooks.channelId, channelId))
+        .orderBy(asc(webhooks.createdAt), asc(webhooks.id)),
+    );
   }
 
   /**
@@ -538,82 +513,89 @@ export class DrizzleChannelStore implements ChannelStore {
    * no other claim takes them while this instance delivers. If the instance dies, the lease runs out and
    * another instance retries (at-least-once; receivers dedupe by message id).
    */
-  async claimWebhookDeliveries(request: ClaimWebhookDeliveries): Promise<WebhookDelivery[]> {
-    const db = this.db;
-    const due = db
-      .select({ id: webhookOutbox.id })
-      .from(webhookOutbox)
-      .where(and(isNotNull(webhookOutbox.nextAttemptAt), lte(webhookOutbox.nextAttemptAt, request.now)))
-      .orderBy(asc(webhookOutbox.nextAttemptAt))
-      .limit(request.limit)
-      .for("update", { skipLocked: true });
-    const claimed = db.$with("claimed").as(
-      db
-        .update(webhookOutbox)
-        .set({
-          attempts: sql`${webhookOutbox.attempts} + 1`,
-          nextAttemptAt: new Date(request.now.getTime() + request.leaseMs),
+  claimWebhookDeliveries(request: ClaimWebhookDeliveries): Promise<WebhookDelivery[]> {
+    return this.run(async (db) => {
+      const due = db
+        .select({ id: webhookOutbox.id })
+        .from(webhookOutbox)
+        .where(and(isNotNull(webhookOutbox.nextAttemptAt), lte(webhookOutbox.nextAttemptAt, request.now)))
+        .orderBy(asc(webhookOutbox.nextAttemptAt))
+        .limit(request.limit)
+        .for("update", { skipLocked: true });
+      const claimed = db.$with("claimed").as(
+        db
+          .update(webhookOutbox)
+          .set({
+            attempts: sql`${webhookOutbox.attempts} + 1`,
+            nextAttemptAt: new Date(request.now.getTime() + request.leaseMs),
+          })
+          .where(inArray(webhookOutbox.id, due))
+          .returning({
+            id: webhookOutbox.id,
+            webhookId: webhookOutbox.webhookId,
+            channelId: webhookOutbox.channelId,
+            seq: webhookOutbox.seq,
+            attempts: webhookOutbox.attempts,
+          }),
+      );
+      const rows = await db
+        .with(claimed)
+        .select({
+          id: claimed.id,
+          webhookId: claimed.webhookId,
+          attempts: claimed.attempts,
+          url: webhooks.url,
+          secret: webhooks.secret,
+          channelName: channels.name,
+          message: messages,
         })
-        .where(inArray(webhookOutbox.id, due))
-        .returning({
-          id: webhookOutbox.id,
-          webhookId: webhookOutbox.webhookId,
-          channelId: webhookOutbox.channelId,
-          seq: webhookOutbox.seq,
-          attempts: webhookOutbox.attempts,
-        }),
-    );
-    const rows = await db
-      .with(claimed)
-      .select({
-        id: claimed.id,
-        webhookId: claimed.webhookId,
-        attempts: claimed.attempts,
-        url: webhooks.url,
-        secret: webhooks.secret,
-        channelName: channels.name,
-        message: messages,
-      })
-      .from(claimed)
-      .innerJoin(webhooks, eq(webhooks.id, claimed.webhookId))
-      .innerJoin(channels, eq(channels.id, claimed.channelId))
-      .innerJoin(messages, and(eq(messages.channelId, claimed.channelId), eq(messages.seq, claimed.seq)))
-      .orderBy(asc(claimed.id));
-    return rows.map((row) => ({ ...row, id: Number(row.id), attempts: Number(row.attempts) }));
+        .from(claimed)
+        .innerJoin(webhooks, eq(webhooks.id, claimed.webhookId))
+        .innerJoin(channels, eq(channels.id, claimed.channelId))
+        .innerJoin(messages, and(eq(messages.channelId, claimed.channelId), eq(messages.seq, claimed.seq)))
+        .orderBy(asc(claimed.id));
+      return rows.map((row) => ({ ...row, id: Number(row.id), attempts: Number(row.attempts) }));
+    });
   }
 
   async completeWebhookDelivery(id: number, deliveredAt: Date) {
-    await this.db
-      .update(webhookOutbox)
-      .set({ deliveredAt, nextAttemptAt: null, lastError: null })
-      .where(eq(webhookOutbox.id, id));
+    await this.run((db) =>
+      db
+        .update(webhookOutbox)
+        .set({ deliveredAt, nextAttemptAt: null, lastError: null })
+        .where(eq(webhookOutbox.id, id)),
+    );
   }
 
-  async failWebhookDelivery(failure: FailWebhookDelivery) {
-    const rows = await this.db
-      .update(webhookOutbox)
-      .set({ lastError: failure.error, nextAttemptAt: failure.retryAt })
-      .where(
-        and(
-          eq(webhookOutbox.id, failure.id),
-          eq(webhookOutbox.attempts, failure.attempts),
-          isNull(webhookOutbox.deliveredAt),
-        ),
-      )
-      .returning({ id: webhookOutbox.id });
-    return rows.length > 0;
+  failWebhookDelivery(failure: FailWebhookDelivery) {
+    return this.run(async (db) => {
+      const rows = await db
+        .update(webhookOutbox)
+        .set({ lastError: failure.error, nextAttemptAt: failure.retryAt })
+        .where(
+          and(
+            eq(webhookOutbox.id, failure.id),
+            eq(webhookOutbox.attempts, failure.attempts),
+            isNull(webhookOutbox.deliveredAt),
+          ),
+        )
+        .returning({ id: webhookOutbox.id });
+      return rows.length > 0;
+    });
   }
 
   listWebhookOutbox(webhookId: string) {
-    return this.db
-      .select()
-      .from(webhookOutbox)
-      .where(eq(webhookOutbox.webhookId, webhookId))
-      .orderBy(asc(webhookOutbox.id));
+    return this.run((db) =>
+      db
+        .select()
+        .from(webhookOutbox)
+        .where(eq(webhookOutbox.webhookId, webhookId))
+        .orderBy(asc(webhookOutbox.id)),
+    );
   }
 
   async writeAudit(rows: NewAuditRow[]) {
-    if (rows.length > 0) await this.db.insert(auditLog).values(rows);
+    if (rows.length > 0) await this.run((db) => db.insert(auditLog).values(rows));
   }
 
   readAudit(query: AuditQuery) {
@@ -621,21 +603,105 @@ export class DrizzleChannelStore implements ChannelStore {
       query.beforeId === undefined ? undefined : lt(auditLog.id, query.beforeId),
       query.channelName === undefined ? undefined : eq(auditLog.channelName, query.channelName),
     ];
-    return this.db
-      .select()
-      .from(auditLog)
-      .where(and(...conditions))
-      .orderBy(desc(auditLog.id))
-      .limit(query.limit);
+    return this.run((db) =>
+      db
+        .select()
+        .from(auditLog)
+        .where(and(...conditions))
+        .orderBy(desc(auditLog.id))
+        .limit(query.limit),
+    );
   }
 
-  async counts(now: Date) {
-    const [c] = await this.db.select({ n: count() }).from(channels);
-    const [s] = await this.db
-      .select({ n: count() })
-      .from(subscriptions)
-      .where(eq(subscriptions.active, true));
-    const [m] = await this.db.select({ n: count() }).from(messages).where(gt(messages.expiresAt, now));
-    return { channels: c?.n ?? 0, activeSubscriptions: s?.n ?? 0, queuedMessages: m?.n ?? 0 };
+  counts(now: Date) {
+    return this.run(async (db) => {
+      const [c] = await db.select({ n: count() }).from(channels);
+      const [s] = await db.select({ n: count() }).from(subscriptions).where(eq(subscriptions.active, true));
+      const [m] = await db.select({ n: count() }).from(messages).where(gt(messages.expiresAt, now));
+      return { channels: c?.n ?? 0, activeSubscriptions: s?.n ?? 0, queuedMessages: m?.n ?? 0 };
+    });
   }
+}
+
+async function findChannelIn(db: Transaction, name: string) {
+  const rows = await db.select().from(channels).where(eq(channels.name, name)).limit(1);
+  return rows[0];
+}
+
+async function findByKeyIn(db: Transaction, channelId: string, key: string) {
+  const rows = await db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.channelId, channelId), eq(messages.idempotencyKey, key)))
+    .limit(1);
+  return rows[0];
+}
+
+/**
+ * The append for a channel that may have webhooks: locks the channel row in one statement, then inserts in
+ * the next ones. Under READ COMMITTED each statement reads from its own snapshot, taken when it starts. A
+ * single statement that waited for the row lock would go on with the newest row version but still read
+ * channel_webhooks as of its start, so a webhook whose add committed while it waited would get no outbox
+ * row for a message stored after it. The later statements' snapshots are taken with the lock held: they see
+ * every webhook committed before, and add/removeWebhook cannot commit a change until this transaction ends.
+ * The outbox rows are queued by a database function: the webhooks (and their secrets) are visible to the
+ * channel's owners only, not to every publisher (migration 0003).
+ */
+async function insertLocked(
+  tx: Transaction,
+  input: AppendMessage,
+): Promise<{ row: MessageRow | undefined; webhookCount: number }> {
+  const [locked] = await tx
+    .select({ webhookCount: channels.webhookCount })
+    .from(channels)
+    .where(eq(channels.id, input.channelId))
+    .for("no key update");
+  if (!locked) return { row: undefined, webhookCount: 0 };
+  const row = await insertStatement(tx, input, false);
+  if (row && locked.webhookCount > 0) {
+    await tx.execute(sql`select wedsync_queue_webhook_deliveries(${row.channelId}, ${row.seq})`);
+  }
+  return { row, webhookCount: locked.webhookCount };
+}
+
+/**
+ * One statement. Undefined when nothing was inserted: no such channel, or (`unlessWebhooks`) the channel
+ * has webhooks.
+ */
+async function insertStatement(
+  db: Transaction,
+  input: AppendMessage,
+  unlessWebhooks: boolean,
+): Promise<MessageRow | undefined> {
+  const bump = db.$with("bump").as(
+    db
+      .update(channels)
+      .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
+      .where(
+        unlessWebhooks
+          ? and(eq(channels.id, input.channelId), eq(channels.webhookCount, 0))
+          : eq(channels.id, input.channelId),
+      )
+      .returning({ channelId: channels.id, seq: channels.lastSeq }),
+  );
+  const rows = await db
+    .with(bump)
+    .insert(messages)
+    .select(
+      db
+        .select({
+          channelId: bump.channelId,
+          seq: bump.seq,
+          event: sql`${input.event}`.as("event"),
+          payload: sql`${JSON.stringify(input.payload)}::jsonb`.as("payload"),
+          senderId: sql`${input.senderId}`.as("sender_id"),
+          idempotencyKey: sql`${input.idempotencyKey}`.as("idempotency_key"),
+          // Taken after the row lock, unlike now(), so sentAt follows seq order.
+          createdAt: sql`clock_timestamp()`.as("created_at"),
+          expiresAt: sql`${input.expiresAt.toISOString()}::timestamptz`.as("expires_at"),
+        })
+        .from(bump),
+    )
+    .returning();
+  return rows[0];
 }

@@ -1,6 +1,7 @@
 export type * from "./channel-store.ts";
+export { ChannelUnavailableError } from "./channel-store.ts";
 export { type Database, type DatabaseHandle, type DatabaseOptions, openDatabase } from "./client.ts";
-export { DrizzleChannelStore } from "./drizzle-channel-store.ts";
+export { DrizzleChannelStores } from "./drizzle-channel-store.ts";
 export type {
   AuditRow,
   ChannelRow,
@@ -12,3 +13,4 @@ export type {
   WebhookRow,
 } from "./schema.ts";
 export * as schema from "./schema.ts";
+export { SERVICE_ACTOR, type StoreActor } from "./store-actor.ts";

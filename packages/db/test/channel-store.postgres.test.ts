@@ -1,6 +1,7 @@
 import { describe, it } from "vitest";
 import { openDatabase } from "../src/client.ts";
-import { DrizzleChannelStore } from "../src/drizzle-channel-store.ts";
+import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
+import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { channelStoreContract } from "./channel-store.contract.ts";
 import { createFreshDatabase, postgresUrlForTests } from "./fresh-postgres.ts";
 
@@ -14,7 +15,7 @@ if (adminUrl) {
     try {
       const handle = await openDatabase({ url: fresh.url });
       return {
-        store: new DrizzleChannelStore(handle.db),
+        store: new DrizzleChannelStores(handle.db).as(SERVICE_ACTOR),
         close: async () => {
           try {
             await handle.close();

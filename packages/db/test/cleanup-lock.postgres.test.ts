@@ -1,7 +1,9 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChannelStore } from "../src/channel-store.ts";
 import { type DatabaseHandle, openDatabase } from "../src/client.ts";
-import { DrizzleChannelStore } from "../src/drizzle-channel-store.ts";
+import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
+import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
 
 const adminUrl = postgresUrlForTests("cleanup lock: postgres");
@@ -9,13 +11,13 @@ const adminUrl = postgresUrlForTests("cleanup lock: postgres");
 describe.runIf(adminUrl)("cleanup across instances (postgres)", () => {
   let fresh: FreshPostgres;
   let handle: DatabaseHandle;
-  let store: DrizzleChannelStore;
+  let store: ChannelStore;
   let otherInstance: postgres.Sql;
 
   beforeAll(async () => {
     fresh = await createFreshDatabase(adminUrl!);
     handle = await openDatabase({ url: fresh.url });
-    store = new DrizzleChannelStore(handle.db);
+    store = new DrizzleChannelStores(handle.db).as(SERVICE_ACTOR);
     otherInstance = postgres(fresh.url, { max: 1, onnotice: () => {} });
   });
   afterAll(async () => {
@@ -34,6 +36,7 @@ describe.runIf(adminUrl)("cleanup across instances (postgres)", () => {
       createdBy: "u",
       metadata: {},
     });
+    if (!channel) throw new Error("the service actor must see every channel");
     const past = new Date(Date.now() - 1_000);
     for (let i = 0; i < 3; i++) {
       await store.appendMessage({

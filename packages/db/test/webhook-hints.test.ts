@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChannelStore } from "../src/channel-store.ts";
 import { type DatabaseHandle, openDatabase } from "../src/client.ts";
-import { DrizzleChannelStore } from "../src/drizzle-channel-store.ts";
+import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
+import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
 
 /**
@@ -20,8 +21,8 @@ function hintSuite(
 
     beforeAll(async () => {
       opened = await open();
-      a = new DrizzleChannelStore(opened.handle.db);
-      b = new DrizzleChannelStore(opened.handle.db);
+      a = new DrizzleChannelStores(opened.handle.db).as(SERVICE_ACTOR);
+      b = new DrizzleChannelStores(opened.handle.db).as(SERVICE_ACTOR);
     });
     afterAll(async () => {
       await opened?.handle.close();
@@ -49,6 +50,7 @@ function hintSuite(
         createdBy: "u",
         metadata: {},
       });
+      if (!channel) throw new Error("the service actor must see every channel");
       await append(a, channel.id); // a: "no webhooks" (plain statement)
       const hook = await b.addWebhook({
         channelId: channel.id,

@@ -1,7 +1,9 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ChannelStore } from "../src/channel-store.ts";
 import { type DatabaseHandle, openDatabase } from "../src/client.ts";
-import { DrizzleChannelStore } from "../src/drizzle-channel-store.ts";
+import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
+import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
 
 const adminUrl = postgresUrlForTests("webhook race: postgres");
@@ -14,16 +16,16 @@ const adminUrl = postgresUrlForTests("webhook race: postgres");
 describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
   let fresh: FreshPostgres;
   let handles: DatabaseHandle[] = [];
-  let a: DrizzleChannelStore;
-  let b: DrizzleChannelStore;
+  let a: ChannelStore;
+  let b: ChannelStore;
   let locker: postgres.Sql;
   let observer: postgres.Sql;
 
   beforeAll(async () => {
     fresh = await createFreshDatabase(adminUrl!, "channels_webhook_race");
     handles = [await openDatabase({ url: fresh.url }), await openDatabase({ url: fresh.url })];
-    a = new DrizzleChannelStore(handles[0]!.db);
-    b = new DrizzleChannelStore(handles[1]!.db);
+    a = new DrizzleChannelStores(handles[0]!.db).as(SERVICE_ACTOR);
+    b = new DrizzleChannelStores(handles[1]!.db).as(SERVICE_ACTOR);
     locker = postgres(fresh.url, { max: 1, onnotice: () => {} });
     observer = postgres(fresh.url, { max: 1, onnotice: () => {} });
   });
@@ -45,9 +47,10 @@ describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
       createdBy: "u",
       metadata: {},
     });
+    if (!channel) throw new Error("the service actor must see every channel");
     return channel;
   }
-  const append = (store: DrizzleChannelStore, channelId: string) =>
+  const append = (store: ChannelStore, channelId: string) =>
     store.appendMessage({
       channelId,
       event: "message.posted",
@@ -56,7 +59,7 @@ describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
       idempotencyKey: null,
       expiresAt: new Date(Date.now() + 3_600_000),
     });
-  const addWebhook = (store: DrizzleChannelStore, channelId: string, url = "https://hook.example/in") =>
+  const addWebhook = (store: ChannelStore, channelId: string, url = "https://hook.example/in") =>
     store.addWebhook({ channelId, url, secret: "s", createdBy: "u" });
   const queuedSeqs = async (webhookId: string) =>
     (await a.listWebhookOutbox(webhookId)).map((r) => r.seq).sort((x, y) => x - y);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { storeActorOf } from "../identity.ts";
 import { adminProcedure, router } from "./trpc.ts";
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -68,7 +69,7 @@ export const adminRouter = router({
         .default({ limit: 100 }),
     )
     .query(async ({ ctx, input }) => {
-      const rows = await ctx.services.store.readAudit(input);
+      const rows = await ctx.services.stores.as(storeActorOf(ctx.identity)).readAudit(input);
       const last = rows.at(-1);
       return { entries: rows, nextBeforeId: rows.length === input.limit && last ? last.id : null };
     }),
