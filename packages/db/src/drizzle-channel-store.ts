@@ -30,6 +30,7 @@ import {
   type WebhookDelivery,
 } from "./channel-store.ts";
 import type { Database } from "./client.ts";
+import { type AppendResult, GroupCommit, type GroupCommitStats } from "./group-commit.ts";
 import {
   auditLog,
   channels,
@@ -66,11 +67,32 @@ function isUniqueViolation(error: unknown): boolean {
 export class DrizzleChannelStores implements ChannelStores {
   /** Channels seen with webhooks -> until when to believe it (see insertNext); only a performance hint. */
   private readonly webhookHints = new Map<string, number>();
+  private readonly groupCommit: GroupCommit;
 
-  constructor(private readonly db: Database) {}
+  /** `maxAppendBatch`: most appends of one channel per group commit (1 turns group commit off). */
+  constructor(
+    private readonly db: Database,
+    options: { maxAppendBatch?: number } = {},
+  ) {
+    this.groupCommit = new GroupCommit(
+      db,
+      (actor, input) => this.view(actor).appendOne(input),
+      (channelId) => (this.webhookHints.get(channelId) ?? 0) >= Date.now(),
+      options.maxAppendBatch,
+    );
+  }
+
+  /** What group commit did so far (tests and metrics). */
+  get appendStats(): Readonly<GroupCommitStats> {
+    return this.groupCommit.stats;
+  }
 
   as(actor: StoreActor): ChannelStore {
-    return new DrizzleChannelStore(this.db, actor, this.webhookHints);
+    return this.view(actor);
+  }
+
+  private view(actor: StoreActor): DrizzleChannelStore {
+    return new DrizzleChannelStore(this.db, actor, this.webhookHints, this.groupCommit);
   }
 }
 
@@ -79,6 +101,7 @@ class DrizzleChannelStore implements ChannelStore {
     private readonly root: Database,
     private readonly actor: StoreActor,
     private readonly webhookHints: Map<string, number>,
+    private readonly groupCommit: GroupCommit,
   ) {}
 
   /**
@@ -116,7 +139,12 @@ class DrizzleChannelStore implements ChannelStore {
     return this.run((db) => findChannelIn(db, name));
   }
 
-  async appendMessage(input: AppendMessage) {
+  appendMessage(input: AppendMessage): Promise<AppendResult> {
+    return this.groupCommit.append(this.actor, input);
+  }
+
+  /** One append in its own transaction; the group commit's path for an idle channel and its fallback. */
+  async appendOne(input: AppendMessage): Promise<AppendResult> {
     const key = input.idempotencyKey;
     try {
       return await this.run(async (db) => {

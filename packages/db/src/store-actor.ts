@@ -39,6 +39,12 @@ function settingsOf(actor: StoreActor): { role: string; userId: string; claims: 
   }
 }
 
+/** Equal for actors the database cannot tell apart (same settings). */
+export function settingsKey(actor: StoreActor): string {
+  const { role, userId, claims } = settingsOf(actor);
+  return `${role}\n${userId}\n${claims}`;
+}
+
 /** The first statement of every store transaction: switch role and state the actor, until commit. */
 export function actorStatement(actor: StoreActor): SQL {
   const { role, userId, claims } = settingsOf(actor);

@@ -1,0 +1,171 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AppendMessage, ChannelUnavailableError } from "../src/channel-store.ts";
+import { type DatabaseHandle, openDatabase } from "../src/client.ts";
+import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
+import { SERVICE_ACTOR, type StoreActor } from "../src/store-actor.ts";
+import { createFreshDatabase, postgresUrlForTests } from "./fresh-postgres.ts";
+
+const SUITE = "group commit: postgres";
+const adminUrl = postgresUrlForTests(SUITE);
+
+type Opened = { handle: DatabaseHandle; drop?: () => Promise<void> };
+
+/**
+ * Appends that arrive while their channel's commit is in flight are committed together. Callers must not
+ * be able to tell: every append resolves with its own row (or its own error), seqs stay gap-free and in
+ * arrival order, idempotency keys still dedupe, and webhooks still get every message.
+ */
+function groupCommitSuite(name: string, open: () => Promise<Opened>) {
+  describe(`group commit: ${name}`, () => {
+    let opened: Opened;
+    let stores: DrizzleChannelStores;
+    const couple = (sub: string, coupleId: string): StoreActor => ({
+      kind: "user",
+      sub,
+      role: "couple",
+      suppliers: [],
+      couples: [coupleId],
+      venues: [],
+    });
+
+    beforeAll(async () => {
+      opened = await open();
+      stores = new DrizzleChannelStores(opened.handle.db);
+    });
+    afterAll(async () => {
+      await opened?.handle.close();
+      await opened?.drop?.();
+    });
+
+    async function dashboard() {
+      const coupleId = `c-${randomUUID().slice(0, 8)}`;
+      const { channel } = await stores.as(SERVICE_ACTOR).upsertChannel({
+        name: `couple:dashboard:${coupleId}`,
+        type: "private",
+        scope: "couple",
+        entity: "dashboard",
+        entityId: coupleId,
+        createdBy: "planner",
+        metadata: {},
+      });
+      if (!channel) throw new Error("the service actor must see every channel");
+      return { channel, coupleId };
+    }
+
+    const input = (
+      channelId: string,
+      senderId: string,
+      n: number,
+      key: string | null = null,
+    ): AppendMessage => ({
+      channelId,
+      event: "timeline.updated",
+      payload: { n },
+      senderId,
+      idempotencyKey: key,
+      expiresAt: new Date(Date.now() + 3_600_000),
+    });
+
+    const stored = async (channelId: string) =>
+      (await stores.as(SERVICE_ACTOR).readMessages(channelId, 0, 1_000, new Date())).map((row) => ({
+        seq: row.seq,
+        n: (row.payload as { n: number }).n,
+      }));
+
+    it("concurrent appends commit in batches, gap-free and in arrival order", async () => {
+      const { channel, coupleId } = await dashboard();
+      const store = stores.as(couple("amy", coupleId));
+      const before = { ...stores.appendStats };
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, n) => store.appendMessage(input(channel.id, "amy", n))),
+      );
+      expect(results.map((r) => r.message.seq)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      expect(results.every((r) => !r.duplicate)).toBe(true);
+      expect(await stored(channel.id)).toEqual(Array.from({ length: 40 }, (_, i) => ({ seq: i + 1, n: i })));
+      // The first append goes alone; the 39 that queued behind it need far fewer than 39 commits.
+      expect(stores.appendStats.batchedAppends - before.batchedAppends).toBe(39);
+      expect(stores.appendStats.batches - before.batches).toBeLessThan(10);
+      expect(stores.appendStats.fallbacks).toBe(before.fallbacks);
+    });
+
+    it("idempotency keys dedupe inside a batch and against what is stored", async () => {
+      const { channel, coupleId } = await dashboard();
+      const store = stores.as(couple("amy", coupleId));
+      const first = await store.appendMessage(input(channel.id, "amy", 0, "k0"));
+      const results = await Promise.all([
+        store.appendMessage(input(channel.id, "amy", 1)),
+        store.appendMessage(input(channel.id, "amy", 2, "k1")),
+        store.appendMessage(input(channel.id, "amy", 3, "k1")),
+        store.appendMessage(input(channel.id, "amy", 4, "k0")),
+        store.appendMessage(input(channel.id, "amy", 5, "k2")),
+      ]);
+      expect(results.map((r) => [r.message.seq, r.duplicate])).toEqual([
+        [2, false],
+        [3, false],
+        [3, true],
+        [first.message.seq, true],
+        [4, false],
+      ]);
+      expect(await stored(channel.id)).toEqual([
+        { seq: 1, n: 0 },
+        { seq: 2, n: 1 },
+        { seq: 3, n: 2 },
+        { seq: 4, n: 5 },
+      ]);
+    });
+
+    it("a sender the database refuses fails alone; the rest of its batch is stored", async () => {
+      const { channel, coupleId } = await dashboard();
+      const member = stores.as(couple("amy", coupleId));
+      const outsider = stores.as(couple("eve", "another-wedding"));
+      const before = { ...stores.appendStats };
+      const first = member.appendMessage(input(channel.id, "amy", 0));
+      const queued = [
+        member.appendMessage(input(channel.id, "amy", 1)),
+        outsider.appendMessage(input(channel.id, "eve", 2)),
+        member.appendMessage(input(channel.id, "amy", 3)),
+      ];
+      const outcomes = await Promise.allSettled([first, ...queued]);
+      expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+      expect((outcomes[2] as PromiseRejectedResult).reason).toBeInstanceOf(ChannelUnavailableError);
+      expect(await stored(channel.id)).toEqual([
+        { seq: 1, n: 0 },
+        { seq: 2, n: 1 },
+        { seq: 3, n: 3 },
+      ]);
+      expect(stores.appendStats.fallbacks).toBe(before.fallbacks + 1);
+    });
+
+    it("every message of a channel with webhooks is queued for them", async () => {
+      const { channel, coupleId } = await dashboard();
+      const owner = stores.as(couple("amy", coupleId));
+      const hook = await owner.addWebhook({
+        channelId: channel.id,
+        url: "https://hooks.example/in",
+        secret: "s",
+        createdBy: "amy",
+      });
+      await Promise.all(
+        Array.from({ length: 12 }, (_, n) => owner.appendMessage(input(channel.id, "amy", n))),
+      );
+      const outbox = await stores.as(SERVICE_ACTOR).listWebhookOutbox(hook.id);
+      expect(outbox.map((row) => row.seq).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 12 }, (_, i) => i + 1),
+      );
+    });
+  });
+}
+
+groupCommitSuite("pglite", async () => ({ handle: await openDatabase({ memory: true }) }));
+
+if (adminUrl) {
+  groupCommitSuite("postgres", async () => {
+    const fresh = await createFreshDatabase(adminUrl);
+    return { handle: await openDatabase({ url: fresh.url }), drop: fresh.drop };
+  });
+} else {
+  describe.skip(SUITE, () => {
+    it("needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)", () => {});
+  });
+}
