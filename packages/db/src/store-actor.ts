@@ -24,30 +24,43 @@ export const SERVICE_ACTOR: StoreActor = { kind: "service" };
 /** The role every query runs under: not the tables' owner, so row level security applies. */
 export const APP_ROLE = "wedsync_app";
 
-function settingsOf(actor: StoreActor): { role: string; userId: string; claims: string } {
+interface ActorSettings {
+  role: string;
+  userId: string;
+  suppliers: string;
+  couples: string;
+  venues: string;
+}
+
+/** Memberships as ",id1,id2,": the policies test them with one string search (ids never hold commas). */
+const list = (ids: readonly string[]) => (ids.length === 0 ? "" : `,${ids.join(",")},`);
+
+function settingsOf(actor: StoreActor): ActorSettings {
   switch (actor.kind) {
     case "user":
       return {
         role: actor.role,
         userId: actor.sub,
-        claims: JSON.stringify({ suppliers: actor.suppliers, couples: actor.couples, venues: actor.venues }),
+        suppliers: list(actor.suppliers),
+        couples: list(actor.couples),
+        venues: list(actor.venues),
       };
     case "webhook":
-      return { role: "webhook", userId: actor.senderId, claims: "" };
+      return { role: "webhook", userId: actor.senderId, suppliers: "", couples: "", venues: "" };
     case "service":
-      return { role: "service", userId: "", claims: "" };
+      return { role: "service", userId: "", suppliers: "", couples: "", venues: "" };
   }
 }
 
 /** Equal for actors the database cannot tell apart (same settings). */
 export function settingsKey(actor: StoreActor): string {
-  const { role, userId, claims } = settingsOf(actor);
-  return `${role}\n${userId}\n${claims}`;
+  return Object.values(settingsOf(actor)).join("\n");
 }
 
 /** The first statement of every store transaction: switch role and state the actor, until commit. */
 export function actorStatement(actor: StoreActor): SQL {
-  const { role, userId, claims } = settingsOf(actor);
+  const { role, userId, suppliers, couples, venues } = settingsOf(actor);
   return sql`select set_config('role', ${APP_ROLE}, true), set_config('app.role', ${role}, true),
-    set_config('app.user_id', ${userId}, true), set_config('app.claims', ${claims}, true)`;
+    set_config('app.user_id', ${userId}, true), set_config('app.suppliers', ${suppliers}, true),
+    set_config('app.couples', ${couples}, true), set_config('app.venues', ${venues}, true)`;
 }

@@ -98,7 +98,7 @@ function rlsSuite(name: string, open: () => Promise<Opened>) {
 
     /** Raw SQL as the server's database role with the given settings, rolled back afterwards. */
     async function asRole<T>(
-      settings: { role?: string; userId?: string; claims?: object },
+      settings: { role?: string; userId?: string; couples?: string },
       work: (run: (query: string) => Promise<Record<string, unknown>[]>) => Promise<T>,
     ): Promise<T> {
       const db: Database = opened.handle.db;
@@ -108,7 +108,7 @@ function rlsSuite(name: string, open: () => Promise<Opened>) {
           await tx.execute(sql`select set_config('role', 'wedsync_app', true),
             set_config('app.role', ${settings.role ?? ""}, true),
             set_config('app.user_id', ${settings.userId ?? ""}, true),
-            set_config('app.claims', ${settings.claims ? JSON.stringify(settings.claims) : ""}, true)`);
+            set_config('app.couples', ${settings.couples ?? ""}, true)`);
           result = await work(async (query) => {
             const out = await tx.execute(sql.raw(query));
             return Array.isArray(out) ? out : ((out as { rows: Record<string, unknown>[] }).rows ?? []);
@@ -124,7 +124,7 @@ function rlsSuite(name: string, open: () => Promise<Opened>) {
     const alice = {
       role: "couple",
       userId: `alice-${tag}`,
-      claims: { couples: [ca], suppliers: [], venues: [] },
+      couples: `,${ca},`,
     };
     const bIds = () => bChannels.map((c) => `'${c.id}'`).join(",");
 
@@ -273,7 +273,6 @@ function rlsSuite(name: string, open: () => Promise<Opened>) {
       const carol = {
         role: "couple",
         userId: `carol-${tag}`,
-        claims: { couples: [], suppliers: [], venues: [] },
       };
       await b.appendMessage(message(id, `bob-${tag}`));
       await asRole(carol, (run) =>
