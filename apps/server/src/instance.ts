@@ -1,6 +1,11 @@
 import { join } from "node:path";
 import { type Bus, MemoryBus, RedisBus } from "@wedsync/bus";
-import { type Config, createChannelServices, createTokenVerifier } from "@wedsync/channels";
+import {
+  type Config,
+  createChannelServices,
+  createTokenVerifier,
+  type HostResolver,
+} from "@wedsync/channels";
 import { type DatabaseOptions, DrizzleChannelStores, openDatabase } from "@wedsync/db";
 import pino, { type Logger } from "pino";
 import { scheduleCleanup } from "./cleanup.ts";
@@ -14,6 +19,8 @@ export interface InstanceOptions {
   /** Overrides the choice made from DATABASE_URL (tests use an in-memory PGlite). */
   database?: DatabaseOptions;
   logger?: Logger;
+  /** Overrides the system's name resolution for outbound webhook targets (tests). */
+  resolveHost?: HostResolver;
 }
 
 export interface Instance extends RunningServer {
@@ -25,6 +32,11 @@ export interface Instance extends RunningServer {
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
   const { config } = options;
   const logger = options.logger ?? pino({ level: config.LOG_LEVEL });
+  if (config.CHANNELS_WEBHOOK_ALLOW_PRIVATE) {
+    logger.warn(
+      "CHANNELS_WEBHOOK_ALLOW_PRIVATE is on: outbound webhooks may reach loopback and private addresses (development and tests only)",
+    );
+  }
   const databaseOptions: DatabaseOptions =
     options.database ??
     (config.DATABASE_URL
@@ -44,6 +56,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     stores: new DrizzleChannelStores(database.db),
     bus,
     onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
+    resolveHost: options.resolveHost,
   });
   await services.fanout.start();
   services.presence.start();

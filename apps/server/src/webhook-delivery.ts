@@ -7,6 +7,7 @@ import {
 } from "@wedsync/channels";
 import type { WebhookDelivery } from "@wedsync/db";
 import type { Logger } from "pino";
+import { postPinned } from "./pinned-post.ts";
 
 /** Deliveries claimed (and POSTed concurrently) per round. */
 const BATCH = 50;
@@ -18,8 +19,10 @@ type Outcome = { ok: true; status: number } | { ok: false; error: string; status
 
 /**
  * Delivers the outbox: every CHANNELS_WEBHOOK_POLL_MS each instance claims due rows (FOR UPDATE SKIP
- * LOCKED plus a lease, so instances never deliver one row at the same time), POSTs each message signed
- * with its webhook's secret, marks 2xx answers delivered and schedules anything else for a retry with
+ * LOCKED plus a lease, so instances never deliver one row at the same time), checks where each URL's
+ * host points now (WebhookTargets: public addresses only unless CHANNELS_WEBHOOK_ALLOW_PRIVATE; a
+ * refused host is a failed attempt), POSTs the message signed with its webhook's secret to exactly the
+ * addresses checked, marks 2xx answers delivered and schedules anything else for a retry with
  * exponential backoff and jitter, giving up after CHANNELS_WEBHOOK_MAX_ATTEMPTS. Every attempt is
  * audited (`webhook.deliver`). At-least-once: receivers dedupe by the message `id`.
  *
@@ -27,7 +30,7 @@ type Outcome = { ok: true; status: number } | { ok: false; error: string; status
  * instance claims them next) and resolves when the worker is idle.
  */
 export function scheduleWebhookDeliveries(services: ChannelServices, logger: Logger): () => Promise<void> {
-  const { config, serviceStore: store, metrics, audit } = services;
+  const { config, serviceStore: store, metrics, audit, webhookTargets } = services;
   const timeoutMs = config.CHANNELS_WEBHOOK_TIMEOUT_MS;
   // Longer than a round can take (all of its POSTs run at once, each bounded by the timeout).
   const leaseMs = timeoutMs * 2 + 30_000;
@@ -36,9 +39,14 @@ export function scheduleWebhookDeliveries(services: ChannelServices, logger: Log
 
   async function post(delivery: WebhookDelivery): Promise<Outcome> {
     const body = webhookDeliveryBody(delivery);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([timeout, stopping.signal]);
     try {
-      const response = await fetch(delivery.url, {
-        method: "POST",
+      const url = new URL(delivery.url);
+      const target = await webhookTargets.check(url, signal);
+      if (!target.ok) return { ok: false, error: target.reason };
+      const status = await postPinned(url, {
+        addresses: target.addresses,
         headers: {
           "content-type": "application/json",
           "user-agent": "WedSync-Webhooks/1",
@@ -47,18 +55,15 @@ export function scheduleWebhookDeliveries(services: ChannelServices, logger: Log
           "x-wedsync-delivery-attempt": String(delivery.attempts),
         },
         body,
-        // A redirect is not followed: the receiver must answer at the URL its owner registered.
-        redirect: "manual",
-        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), stopping.signal]),
+        signal,
       });
-      await response.body?.cancel().catch(() => {});
-      if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status };
-      return { ok: false, error: `HTTP ${response.status}`, status: response.status };
+      if (status >= 200 && status < 300) return { ok: true, status };
+      return { ok: false, error: `HTTP ${status}`, status };
     } catch (error) {
-      const e = error as Error & { cause?: { code?: string; message?: string } };
-      if (e.name === "TimeoutError") return { ok: false, error: `no answer within ${timeoutMs} ms` };
+      if (timeout.aborted) return { ok: false, error: `no answer within ${timeoutMs} ms` };
       if (stopping.signal.aborted) return { ok: false, error: "interrupted by shutdown" };
-      return { ok: false, error: e.cause?.code ?? e.cause?.message ?? e.message };
+      const e = error as NodeJS.ErrnoException;
+      return { ok: false, error: e.code ?? e.message };
     }
   }
 

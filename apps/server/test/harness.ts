@@ -4,6 +4,7 @@ import {
   type ChannelMessage,
   type ChannelReset,
   type ChannelStreamItem,
+  type HostResolver,
   type Identity,
   loadConfig,
   mintToken,
@@ -20,6 +21,8 @@ export interface TestServerOptions {
   env?: Record<string, string>;
   /** Defaults to an in-memory PGlite. */
   database?: DatabaseOptions;
+  /** Name resolution for outbound webhook targets; the system's by default. */
+  resolveHost?: HostResolver;
 }
 
 export interface ClientOptions {
@@ -69,7 +72,11 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     LOG_LEVEL: "silent",
     ...options.env,
   });
-  const instance = await startInstance({ config, database: options.database ?? { memory: true } });
+  const instance = await startInstance({
+    config,
+    database: options.database ?? { memory: true },
+    resolveHost: options.resolveHost,
+  });
   const url = instance.url;
 
   // Observes upgrades next to the server's own handler, to cut connections from the server side.

@@ -1,7 +1,13 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { signWebhook, verifyWebhookSignature } from "@wedsync/channels";
-import type { ChannelsClient } from "@wedsync/client";
+import { type AddressInfo, isIP } from "node:net";
+import {
+  type HostResolver,
+  signWebhook,
+  systemResolver,
+  verifyWebhookSignature,
+  type WebhookKey,
+} from "@wedsync/channels";
+import { type ChannelsClient, errorCode } from "@wedsync/client";
 import type { AuditRow } from "@wedsync/db";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { redisUrlForTests } from "../../../packages/bus/test/redis-server.ts";
@@ -23,9 +29,15 @@ import {
 } from "./harness.ts";
 
 const INBOUND_SECRET = randomSecret(48);
+/** Named inbound keys beside the single secret (key id "default"), as during a rotation. */
+const KEY2 = { id: "k2", secret: randomSecret(48) };
+const KEY1 = { id: "k1", secret: randomSecret(48) };
 /** Short retries so a receiver that fails twice gets the message within a second. */
 const WEBHOOK_ENV = {
   CHANNELS_WEBHOOK_SECRET: INBOUND_SECRET,
+  CHANNELS_WEBHOOK_SECRETS: `${KEY2.id}:${KEY2.secret},${KEY1.id}:${KEY1.secret}`,
+  // The receivers below listen on 127.0.0.1; the default policy is tested on a server of its own.
+  CHANNELS_WEBHOOK_ALLOW_PRIVATE: "true",
   CHANNELS_WEBHOOK_RETRY_BASE_MS: "50",
   CHANNELS_WEBHOOK_POLL_MS: "50",
   CHANNELS_WEBHOOK_MAX_ATTEMPTS: "4",
@@ -99,7 +111,12 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 function inbound(server: TestServer) {
   return async (
     body: unknown,
-    options: { secret?: string; t?: number; header?: string | null; raw?: string | Buffer } = {},
+    options: {
+      secret?: string | WebhookKey;
+      t?: number;
+      header?: string | null;
+      raw?: string | Buffer;
+    } = {},
   ) => {
     const raw = options.raw ?? JSON.stringify(body);
     const header =
@@ -128,6 +145,15 @@ async function newestAudit(server: TestServer, match: (row: AuditRow) => boolean
   const row = rows.find(match);
   if (!row) throw new Error(`no matching audit row among the newest ${rows.length}`);
   return row;
+}
+
+/** Name resolution for a test server: names in `records` (which a test may change) resolve as listed, others as usual. */
+function testDns(records: Record<string, string[]>): HostResolver {
+  return async (hostname) => {
+    const addresses = records[hostname];
+    if (!addresses) return systemResolver(hostname);
+    return addresses.map((address) => ({ address, family: isIP(address) === 6 ? 6 : 4 }));
+  };
 }
 
 async function authFailures(server: TestServer): Promise<number> {
@@ -159,6 +185,22 @@ const formResponse = (
   payload: { formId: form, submissionId: sub, fields },
 });
 
+async function dashboard(server: TestServer) {
+  const s = uid("s");
+  const ownerId = uid("owner");
+  const owner = server.client({ sub: ownerId, role: "supplier", suppliers: [s] });
+  const channelName = (
+    await owner.trpc.channel.create.mutate({ scope: "supplier", entity: "dashboard", entityId: s })
+  ).name;
+  return { s, owner, ownerId, channelName };
+}
+
+const say = (client: ChannelsClient, channelName: string, body: string) =>
+  client.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text: body } });
+
+const outbox = (server: TestServer, webhookId: string) =>
+  server.instance.services.serviceStore.listWebhookOutbox(webhookId);
+
 // -----------------------------------------------------------------------------------------------
 
 describe("webhooks", () => {
@@ -166,7 +208,10 @@ describe("webhooks", () => {
   let post: ReturnType<typeof inbound>;
 
   beforeAll(async () => {
-    server = await startTestServer({ env: WEBHOOK_ENV });
+    server = await startTestServer({
+      env: WEBHOOK_ENV,
+      resolveHost: testDns({ "receiver.test": ["127.0.0.1"] }),
+    });
     post = inbound(server);
   });
 
@@ -327,6 +372,73 @@ describe("webhooks", () => {
       expect(await lastSeq(channelName)).toBe(0);
     });
 
+    it("rotation: every configured key verifies without kid=; with kid= only the named key does", async () => {
+      const { channelName, form, sub } = await formChannel(server);
+      const signers = [
+        KEY2,
+        KEY1,
+        { id: "default", secret: INBOUND_SECRET },
+        KEY2.secret,
+        KEY1.secret,
+        INBOUND_SECRET,
+      ];
+      // A different body each time: one key signing one body in one second is one signature (a replay).
+      for (const [n, secret] of signers.entries()) {
+        const response = await post(formResponse(channelName, form, sub, { n }), { secret });
+        expect(response.status, typeof secret === "string" ? "no kid" : `kid=${secret.id}`).toBe(200);
+      }
+      // k1's secret under k2's name: k1 would match, but the sender said k2.
+      const failures = await authFailures(server);
+      const misnamed = await post(formResponse(channelName, form, sub, { n: 99 }), {
+        secret: { id: KEY2.id, secret: KEY1.secret },
+      });
+      expect(misnamed).toMatchObject({ status: 401, body: { message: "signature does not match" } });
+      expect(await lastSeq(channelName)).toBe(6);
+      expect(await authFailures(server)).toBe(failures + 1);
+    });
+
+    it("an unknown kid is 401: nothing stored, audited, counted; a retired key's kid becomes unknown", async () => {
+      const { channelName, form, sub } = await formChannel(server);
+      const body = formResponse(channelName, form, sub);
+      const failures = await authFailures(server);
+      const response = await post(body, { secret: { id: "k3", secret: KEY2.secret } });
+      expect(response.status).toBe(401);
+      expect(response.body).toEqual({ error: "UNAUTHORIZED", message: "no key with kid=k3 is configured" });
+      expect(await lastSeq(channelName)).toBe(0);
+      expect(await authFailures(server)).toBe(failures + 1);
+      expect(await newestAudit(server, (r) => r.action === "webhook.inbound")).toMatchObject({
+        outcome: "denied",
+        reason: "signature unknown-key",
+        actorId: null,
+        detail: { status: 401 },
+      });
+
+      // The operator drops k1 from CHANNELS_WEBHOOK_SECRETS (a restart in real life).
+      const { config } = server.instance.services;
+      const keys = config.CHANNELS_WEBHOOK_SECRETS;
+      config.CHANNELS_WEBHOOK_SECRETS = [KEY2];
+      try {
+        expect((await post(body, { secret: KEY1 })).body).toMatchObject({
+          message: "no key with kid=k1 is configured",
+        });
+        expect((await post(body, { secret: KEY1.secret })).status).toBe(401);
+        expect((await post(body, { secret: KEY2 })).status).toBe(200);
+      } finally {
+        config.CHANNELS_WEBHOOK_SECRETS = keys;
+      }
+      expect(await lastSeq(channelName)).toBe(1);
+    });
+
+    it("a signature with kid= is accepted once too, with or without its kid", async () => {
+      const { channelName, form, sub } = await formChannel(server);
+      const raw = JSON.stringify(formResponse(channelName, form, sub));
+      const header = signWebhook(KEY2, raw);
+      expect((await post(undefined, { raw, header })).status).toBe(200);
+      expect((await post(undefined, { raw, header })).status).toBe(409);
+      expect((await post(undefined, { raw, header: header.replace(",kid=k2", "") })).status).toBe(409);
+      expect(await lastSeq(channelName)).toBe(1);
+    });
+
     it("refuses channels other than form responses and journey milestones with 403", async () => {
       const s = uid("s");
       const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
@@ -424,38 +536,23 @@ describe("webhooks", () => {
       const get = await fetch(`${server.url}/webhooks/inbound`);
       expect(get.status).toBe(405);
       const { config } = server.instance.services;
-      const secret = config.CHANNELS_WEBHOOK_SECRET;
+      const { CHANNELS_WEBHOOK_SECRET, CHANNELS_WEBHOOK_SECRETS } = config;
       config.CHANNELS_WEBHOOK_SECRET = undefined;
+      config.CHANNELS_WEBHOOK_SECRETS = undefined;
       try {
         const { channelName, form, sub } = await formChannel(server);
         const response = await post(formResponse(channelName, form, sub));
         expect(response.status).toBe(503);
         expect(await lastSeq(channelName)).toBe(0);
       } finally {
-        config.CHANNELS_WEBHOOK_SECRET = secret;
+        Object.assign(config, { CHANNELS_WEBHOOK_SECRET, CHANNELS_WEBHOOK_SECRETS });
       }
     });
   });
 
   describe("channel.webhooks (outbound)", () => {
-    async function dashboard() {
-      const s = uid("s");
-      const ownerId = uid("owner");
-      const owner = server.client({ sub: ownerId, role: "supplier", suppliers: [s] });
-      const channelName = (
-        await owner.trpc.channel.create.mutate({ scope: "supplier", entity: "dashboard", entityId: s })
-      ).name;
-      return { s, owner, ownerId, channelName };
-    }
-    const say = (client: ChannelsClient, channelName: string, body: string) =>
-      client.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text: body } });
-
-    async function outbox(webhookId: string) {
-      return server.instance.services.serviceStore.listWebhookOutbox(webhookId);
-    }
-
     it("a broadcast arrives at the receiver, signed with the webhook's secret", async () => {
-      const { owner, ownerId, channelName } = await dashboard();
+      const { owner, ownerId, channelName } = await dashboard(server);
       const r = await receiver();
       const hook = await owner.trpc.channel.webhooks.add.mutate({ channelName, url: r.url });
       expect(hook).toEqual({
@@ -490,11 +587,15 @@ describe("webhooks", () => {
         sentAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });
       await eventually(
-        () => outbox(hook.id),
+        () => outbox(server, hook.id),
         (rows) => rows[0]?.deliveredAt instanceof Date,
         "delivered mark",
       );
-      expect((await outbox(hook.id))[0]).toMatchObject({ attempts: 1, nextAttemptAt: null, lastError: null });
+      expect((await outbox(server, hook.id))[0]).toMatchObject({
+        attempts: 1,
+        nextAttemptAt: null,
+        lastError: null,
+      });
       expect(
         await newestAudit(
           server,
@@ -508,7 +609,7 @@ describe("webhooks", () => {
     });
 
     it("an owner-chosen secret signs; several webhooks each get their copy", async () => {
-      const { owner, channelName } = await dashboard();
+      const { owner, channelName } = await dashboard(server);
       const [a, b] = [await receiver(), await receiver()];
       const secret = "a-secret-the-owner-chose-123";
       const hookA = await owner.trpc.channel.webhooks.add.mutate({ channelName, url: a.url, secret });
@@ -546,12 +647,12 @@ describe("webhooks", () => {
     });
 
     it("a receiver that fails twice gets the message once, on the third attempt", async () => {
-      const { owner, channelName } = await dashboard();
+      const { owner, channelName } = await dashboard(server);
       const r = await receiver([500, 503, 200]);
       const hook = await owner.trpc.channel.webhooks.add.mutate({ channelName, url: r.url });
       const sent = await say(owner, channelName, "retry me");
       await eventually(
-        () => outbox(hook.id),
+        () => outbox(server, hook.id),
         (rows) => rows[0]?.deliveredAt instanceof Date,
         "delivered after retries",
       );
@@ -559,7 +660,11 @@ describe("webhooks", () => {
       expect(r.requests.map((q) => q.status)).toEqual([500, 503, 200]);
       expect(r.requests.map((q) => q.headers["x-wedsync-delivery-attempt"])).toEqual(["1", "2", "3"]);
       expect(new Set(r.messages().map((m) => m.id))).toEqual(new Set([sent.id]));
-      expect((await outbox(hook.id))[0]).toMatchObject({ attempts: 3, lastError: null, nextAttemptAt: null });
+      expect((await outbox(server, hook.id))[0]).toMatchObject({
+        attempts: 3,
+        lastError: null,
+        nextAttemptAt: null,
+      });
 
       await server.instance.services.audit.flush();
       const audit = (
@@ -574,19 +679,19 @@ describe("webhooks", () => {
     });
 
     it("gives up after CHANNELS_WEBHOOK_MAX_ATTEMPTS, and a receiver that does not answer counts as a failure", async () => {
-      const { owner, channelName } = await dashboard();
+      const { owner, channelName } = await dashboard(server);
       const down = await receiver([500]);
       const hook = await owner.trpc.channel.webhooks.add.mutate({ channelName, url: down.url });
       await say(owner, channelName, "never arrives");
       await eventually(
-        () => outbox(hook.id),
+        () => outbox(server, hook.id),
         (rows) => rows[0]?.nextAttemptAt === null,
         "given up",
         15_000,
       );
       await sleep(300);
       expect(down.requests).toHaveLength(4);
-      expect((await outbox(hook.id))[0]).toMatchObject({
+      expect((await outbox(server, hook.id))[0]).toMatchObject({
         attempts: 4,
         deliveredAt: null,
         lastError: "HTTP 500",
@@ -599,14 +704,14 @@ describe("webhooks", () => {
       ).toMatchObject({ outcome: "error", reason: "gave up after 4 attempts: HTTP 500" });
 
       const silent = await receiver(["hang", 200]);
-      const other = await dashboard();
+      const other = await dashboard(server);
       const slowHook = await other.owner.trpc.channel.webhooks.add.mutate({
         channelName: other.channelName,
         url: silent.url,
       });
       await say(other.owner, other.channelName, "slow");
       await eventually(
-        () => outbox(slowHook.id),
+        () => outbox(server, slowHook.id),
         (rows) => rows[0]?.deliveredAt instanceof Date,
         "delivered after a timeout",
         15_000,
@@ -621,7 +726,7 @@ describe("webhooks", () => {
     });
 
     it("remove stops deliveries, including pending retries", async () => {
-      const { owner, channelName } = await dashboard();
+      const { owner, channelName } = await dashboard(server);
       const r = await receiver([500]);
       const hook = await owner.trpc.channel.webhooks.add.mutate({ channelName, url: r.url });
       await say(owner, channelName, "before remove");
@@ -638,7 +743,7 @@ describe("webhooks", () => {
       await sleep(600);
       expect(r.requests.length).toBeLessThanOrEqual(seen + 1); // at most one attempt that was already in flight
       expect(r.messages().every((m) => (m.payload as { text: string }).text === "before remove")).toBe(true);
-      expect(await outbox(hook.id)).toEqual([]);
+      expect(await outbox(server, hook.id)).toEqual([]);
       expect(await owner.trpc.channel.webhooks.remove.mutate({ channelName, id: hook.id })).toEqual({
         removed: false,
       });
@@ -652,7 +757,7 @@ describe("webhooks", () => {
     });
 
     it("only owning members manage webhooks: others get FORBIDDEN; a missing channel is NOT_FOUND for owners", async () => {
-      const { s, owner, channelName } = await dashboard();
+      const { s, owner, channelName } = await dashboard(server);
       const hook = await owner.trpc.channel.webhooks.add.mutate({
         channelName,
         url: "http://127.0.0.1:9/never",
@@ -706,8 +811,24 @@ describe("webhooks", () => {
       expect(formHook.id).toEqual(expect.any(String));
     });
 
+    it("connects to the address it checked: a name only the server's resolver knows is delivered to", async () => {
+      const { owner, channelName } = await dashboard(server);
+      const r = await receiver();
+      const url = new URL(r.url);
+      url.hostname = "receiver.test";
+      await owner.trpc.channel.webhooks.add.mutate({ channelName, url: url.href });
+      await say(owner, channelName, "pinned");
+      await eventually(
+        async () => r.requests.length,
+        (n) => n >= 1,
+        "a delivery to receiver.test",
+      );
+      expect(r.requests[0]!.headers.host).toBe(url.host);
+      expect(r.messages()[0]).toMatchObject({ payload: { text: "pinned" } });
+    });
+
     it("refuses bad URLs, secrets and ids with BAD_REQUEST", async () => {
-      const { owner, channelName } = await dashboard();
+      const { owner, channelName } = await dashboard(server);
       for (const url of [
         "ftp://example.com/hook",
         "javascript:alert(1)",
@@ -751,7 +872,7 @@ describe("webhooks", () => {
     });
 
     it("a channel with webhooks still streams to live subscribers as usual", async () => {
-      const { s, owner, channelName } = await dashboard();
+      const { s, owner, channelName } = await dashboard(server);
       await owner.trpc.channel.webhooks.add.mutate({ channelName, url: (await receiver()).url });
       const reader = events(
         server.client({ sub: uid("reader"), role: "supplier", suppliers: [s] }),
@@ -764,6 +885,135 @@ describe("webhooks", () => {
         "live message",
       );
     });
+  });
+});
+
+// -----------------------------------------------------------------------------------------------
+// Outbound targets under the default policy: public addresses only (SSRF).
+
+describe("outbound webhook targets, default policy", () => {
+  /** A public address names may resolve to here; never connected to: no message goes to a webhook while it does. */
+  const PUBLIC = "93.184.215.14";
+  const dns: Record<string, string[]> = {};
+  let strict: TestServer;
+
+  beforeAll(async () => {
+    strict = await startTestServer({
+      env: { ...WEBHOOK_ENV, CHANNELS_WEBHOOK_ALLOW_PRIVATE: "false" },
+      resolveHost: testDns(dns),
+    });
+  });
+
+  afterAll(async () => {
+    await strict?.stop();
+  });
+
+  const refusalOf = (call: Promise<unknown>) =>
+    call.then(
+      () => expect.fail("expected channel.webhooks.add to be refused"),
+      (error: unknown) => error as Error,
+    );
+
+  it("refuses loopback, private, link-local, CGNAT, unique-local, unspecified and names resolving to them: BAD_REQUEST, nothing stored, audited", async () => {
+    const { owner, channelName } = await dashboard(strict);
+    const r = await receiver();
+    const { port } = new URL(r.url);
+    const cases: Array<[string, RegExp]> = [
+      [
+        r.url,
+        /^127\.0\.0\.1 is not a public address \(loopback\); webhooks may only reach public addresses$/,
+      ],
+      ["https://10.1.2.3/hooks", /^10\.1\.2\.3 is not a public address \(private \(RFC 1918\)\)/],
+      ["http://192.168.0.10/", /private/],
+      [
+        "http://169.254.169.254/latest/meta-data/",
+        /^169\.254\.169\.254 is not a public address \(link-local\)/,
+      ],
+      [`http://[::1]:${port}/hooks`, /^::1 is not a public address \(loopback\)/],
+      [
+        `http://localhost:${port}/hooks`,
+        /^localhost resolves to (127\.0\.0\.1|::1), which is not a public address \(loopback\)/,
+      ],
+      ["http://100.64.0.1/", /carrier-grade NAT/],
+      ["http://[fd00::1]/", /unique-local/],
+      ["http://[fe80::1]/", /link-local/],
+      ["http://0.0.0.0:3001/", /unspecified/],
+      ["http://2130706433/", /^127\.0\.0\.1 is not a public address/],
+      ["http://[::ffff:10.0.0.1]/", /private/],
+    ];
+    for (const [url, why] of cases) {
+      const refusal = await refusalOf(owner.trpc.channel.webhooks.add.mutate({ channelName, url }));
+      expect(errorCode(refusal), url).toBe("BAD_REQUEST");
+      expect(refusal.message, url).toMatch(why);
+    }
+    expect(await owner.trpc.channel.webhooks.list.query({ channelName })).toEqual([]);
+
+    await strict.instance.services.audit.flush();
+    const denied = (await strict.instance.services.serviceStore.readAudit({ limit: 50, channelName })).filter(
+      (row) => row.action === "webhook.add",
+    );
+    expect(denied).toHaveLength(cases.length);
+    expect(denied.every((row) => row.outcome === "denied" && row.reason === "non-public address")).toBe(true);
+    expect(denied[0]?.detail).toEqual({
+      origin: "http://[::ffff:a00:1]",
+      refusal: expect.stringMatching(/^::ffff:a00:1 is not a public address/),
+    });
+  });
+
+  it("accepts a public host, and a host that does not resolve yet (each delivery checks again)", async () => {
+    dns["hooks.test"] = [PUBLIC];
+    const { owner, channelName } = await dashboard(strict);
+    for (const url of ["https://hooks.test/in", `https://${PUBLIC}/in`, "https://not-yet.invalid/in"]) {
+      expect(await owner.trpc.channel.webhooks.add.mutate({ channelName, url })).toMatchObject({ url });
+    }
+  });
+
+  it("a host that passed at add time but resolves to a private address at delivery is not delivered", async () => {
+    const { owner, channelName } = await dashboard(strict);
+    const r = await receiver();
+    dns["rebind.test"] = [PUBLIC];
+    const url = new URL(r.url);
+    url.hostname = "rebind.test";
+    const hook = await owner.trpc.channel.webhooks.add.mutate({ channelName, url: url.href });
+    dns["rebind.test"] = ["127.0.0.1"];
+    await say(owner, channelName, "rebound");
+    const [row] = await eventually(
+      () => outbox(strict, hook.id),
+      (rows) => rows[0]?.nextAttemptAt === null,
+      "given up",
+      10_000,
+    );
+    const refusal =
+      "rebind.test resolves to 127.0.0.1, which is not a public address (loopback); webhooks may only reach public addresses";
+    expect(row).toMatchObject({ attempts: 4, deliveredAt: null, lastError: refusal });
+    expect(r.requests).toEqual([]);
+    expect(
+      await newestAudit(strict, (a) => a.action === "webhook.deliver" && a.channelName === channelName),
+    ).toMatchObject({ outcome: "error", reason: `gave up after 4 attempts: ${refusal}` });
+  });
+
+  it("webhooks registered while CHANNELS_WEBHOOK_ALLOW_PRIVATE was on are not delivered once it is off", async () => {
+    const { owner, channelName } = await dashboard(strict);
+    const r = await receiver();
+    const { config } = strict.instance.services;
+    config.CHANNELS_WEBHOOK_ALLOW_PRIVATE = true;
+    let hook: { id: string };
+    try {
+      hook = await owner.trpc.channel.webhooks.add.mutate({ channelName, url: r.url });
+    } finally {
+      config.CHANNELS_WEBHOOK_ALLOW_PRIVATE = false;
+    }
+    await say(owner, channelName, "too late");
+    await eventually(
+      () => outbox(strict, hook.id),
+      (rows) => rows[0]?.nextAttemptAt === null,
+      "given up",
+      10_000,
+    );
+    expect(r.requests).toEqual([]);
+    expect((await outbox(strict, hook.id))[0]?.lastError).toMatch(
+      /^127\.0\.0\.1 is not a public address \(loopback\)/,
+    );
   });
 });
 

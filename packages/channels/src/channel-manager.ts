@@ -16,6 +16,7 @@ import type { PresenceEvent, PresenceManager } from "./presence-manager.ts";
 import type { RateLimits } from "./rate-limits.ts";
 import type { OutboundSocket } from "./slow-consumer.ts";
 import { Waiter } from "./waiter.ts";
+import type { WebhookTargets } from "./webhook-url.ts";
 import { generateWebhookSecret } from "./webhooks.ts";
 
 export interface ChannelManagerDeps {
@@ -26,6 +27,7 @@ export interface ChannelManagerDeps {
   audit: AuditTrail;
   presence: PresenceManager;
   limits: RateLimits;
+  webhookTargets: WebhookTargets;
   config: Config;
 }
 
@@ -379,6 +381,8 @@ export class ChannelManager {
   /**
    * Registers an outbound webhook: every message stored on the channel from now on is POSTed, signed with
    * the secret, to the URL (see the delivery worker). Owners only, like grants; the secret is returned once.
+   * A URL whose host is or resolves to a non-public address is refused (a host that does not resolve yet
+   * is not: every delivery checks again).
    */
   async addWebhook(identity: Identity, parsed: ParsedChannelName, url: string, secret: string | undefined) {
     const channel = await this.resolveOwned(identity, parsed, "webhook.add", "add webhooks");
@@ -390,6 +394,19 @@ export class ChannelManager {
         code: "PRECONDITION_FAILED",
         message: `a channel may have at most ${MAX_WEBHOOKS_PER_CHANNEL} webhooks; remove one first`,
       });
+    }
+    const target = new URL(url);
+    // Bounded like a delivery: a slow DNS answer must not hold the mutation, and deliveries check again.
+    const check = await this.deps.webhookTargets.check(
+      target,
+      AbortSignal.timeout(this.deps.config.CHANNELS_WEBHOOK_TIMEOUT_MS),
+    );
+    if (!check.ok && check.refused) {
+      this.audit(identity, "webhook.add", parsed.name, "denied", "non-public address", {
+        origin: target.origin,
+        refusal: check.reason,
+      });
+      throw new TRPCError({ code: "BAD_REQUEST", message: check.reason });
     }
     const row = await store.addWebhook({
       channelId: channel.id,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_WEBHOOK_KEY_ID, webhookKeyListSchema } from "./webhook-keys.ts";
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -55,8 +56,12 @@ const envSchema = z.object({
   CHANNELS_SLOW_CONSUMER_TIMEOUT_MS: positiveInt(5_000),
   /** encode-once: one serialization per message per instance; stock: tRPC's per-subscriber path (reference). */
   CHANNELS_FANOUT_MODE: z.enum(["encode-once", "stock"]).default("encode-once"),
-  /** HMAC key of POST /webhooks/inbound; unset, the route answers 503. */
+  /** HMAC key of POST /webhooks/inbound as key id "default"; with neither this nor the next, the route answers 503. */
   CHANNELS_WEBHOOK_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  /** Named HMAC keys of POST /webhooks/inbound, all accepted: `k2:secret,k1:secret` (rotation). */
+  CHANNELS_WEBHOOK_SECRETS: webhookKeyListSchema.optional(),
+  /** Outbound webhooks may reach loopback and private addresses: development and tests only. */
+  CHANNELS_WEBHOOK_ALLOW_PRIVATE: z.stringbool().default(false),
   /** Outbound webhooks: delay before the first retry; doubles per attempt (with jitter), capped at an hour. */
   CHANNELS_WEBHOOK_RETRY_BASE_MS: positiveInt(30_000),
   /** Outbound webhooks: attempts per message before giving up. */
@@ -72,6 +77,18 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
+/** Rules that span variables. */
+const checkedEnvSchema = envSchema.superRefine((env, ctx) => {
+  const named = env.CHANNELS_WEBHOOK_SECRETS ?? [];
+  if (env.CHANNELS_WEBHOOK_SECRET && named.some((key) => key.id === DEFAULT_WEBHOOK_KEY_ID)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["CHANNELS_WEBHOOK_SECRETS"],
+      message: `key id "${DEFAULT_WEBHOOK_KEY_ID}" is CHANNELS_WEBHOOK_SECRET's; name this key otherwise or unset that variable`,
+    });
+  }
+});
+
 export type Config = z.infer<typeof envSchema>;
 
 export class ConfigError extends Error {
@@ -81,7 +98,7 @@ export class ConfigError extends Error {
 /** Reads configuration from the environment; a wrong value throws naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
-  const result = envSchema.safeParse(present);
+  const result = checkedEnvSchema.safeParse(present);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
   throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);

@@ -48,7 +48,9 @@ export {
   type SignatureCheck,
   signWebhook,
   verifyWebhookSignature,
+  type WebhookKey,
 } from "./webhook-signature.ts";
+export { type HostResolver, type ResolvedAddress, systemResolver } from "./webhook-url.ts";
 export {
   generateWebhookSecret,
   webhookDeliveryBody,

@@ -11,6 +11,7 @@ import { createMetrics } from "./metrics.ts";
 import { PresenceManager } from "./presence-manager.ts";
 import { createRateLimits } from "./rate-limits.ts";
 import { ClusterStats } from "./stats.ts";
+import { type HostResolver, WebhookTargets } from "./webhook-url.ts";
 
 export interface ServiceDeps {
   config: Config;
@@ -18,6 +19,8 @@ export interface ServiceDeps {
   bus: Bus;
   instanceId?: string;
   onBackgroundError?: (error: unknown) => void;
+  /** Name resolution for outbound webhook targets (tests: a DNS they control); the system's by default. */
+  resolveHost?: HostResolver;
 }
 
 /** Everything one instance runs with; the router reaches it through the tRPC context. */
@@ -33,6 +36,7 @@ export function createChannelServices(deps: ServiceDeps) {
     deps.onBackgroundError?.(error),
   );
   const limits = createRateLimits(deps.bus, deps.config);
+  const webhookTargets = new WebhookTargets(deps.config, deps.resolveHost);
   const manager = new ChannelManager({
     stores: deps.stores,
     queue,
@@ -41,6 +45,7 @@ export function createChannelServices(deps: ServiceDeps) {
     audit,
     presence,
     limits,
+    webhookTargets,
     config: deps.config,
   });
   const stats = new ClusterStats(
@@ -62,6 +67,7 @@ export function createChannelServices(deps: ServiceDeps) {
     audit,
     manager,
     presence,
+    webhookTargets,
     inflight: new Inflight(),
   };
 }

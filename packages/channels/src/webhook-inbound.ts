@@ -4,9 +4,10 @@ import { z } from "zod";
 import { findHostileJson } from "./hostile-json.ts";
 import { assertPayloadSize, broadcastInputSchema } from "./router/channel-router.ts";
 import type { ChannelServices } from "./services.ts";
+import { inboundWebhookKeys } from "./webhook-keys.ts";
 import { SIGNATURE_TOLERANCE_SECONDS, verifyWebhookSignature } from "./webhook-signature.ts";
 
-/** The sender of inbound webhook broadcasts in messages and audit rows (one shared secret: one key). */
+/** The sender of inbound webhook broadcasts in messages and audit rows (whichever configured key signed). */
 export const INBOUND_WEBHOOK_SENDER = "webhook:inbound";
 const AUDIT_ACTION = "webhook.inbound";
 /** Extra time a used signature is remembered beyond its own validity, for clocks that differ between instances. */
@@ -63,8 +64,9 @@ export function refuseOversizedWebhook(services: ChannelServices): InboundWebhoo
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * POST /webhooks/inbound: a broadcast from an external system, signed with CHANNELS_WEBHOOK_SECRET.
- * Checks, in order: configured (503), signature format, timestamp and MAC (401), replay (409), body
+ * POST /webhooks/inbound: a broadcast from an external system, signed with one of the configured keys
+ * (CHANNELS_WEBHOOK_SECRETS, CHANNELS_WEBHOOK_SECRET). Checks, in order: configured (503), signature
+ * format, timestamp, key id and MAC (401), replay (409), body
  * (400), then the channel and the same path as channel.broadcast (403, 404, 429). Nothing is stored
  * unless every check passed; every refusal is audited.
  *
@@ -76,13 +78,13 @@ export async function acceptInboundWebhook(
   request: InboundWebhookRequest,
 ): Promise<InboundWebhookResponse> {
   const { config, metrics } = services;
-  const secret = config.CHANNELS_WEBHOOK_SECRET;
-  if (!secret) {
+  const keys = inboundWebhookKeys(config);
+  if (keys.length === 0) {
     return {
       status: 503,
       body: {
         error: "UNAVAILABLE",
-        message: "inbound webhooks are not configured (CHANNELS_WEBHOOK_SECRET)",
+        message: "inbound webhooks are not configured (CHANNELS_WEBHOOK_SECRETS or CHANNELS_WEBHOOK_SECRET)",
       },
     };
   }
@@ -91,7 +93,7 @@ export async function acceptInboundWebhook(
   const check = verifyWebhookSignature({
     header: request.signature,
     body: request.body,
-    secrets: secret,
+    secrets: keys,
     now,
   });
   if (!check.ok) {

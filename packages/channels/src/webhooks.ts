@@ -14,8 +14,7 @@ export function generateWebhookSecret(): string {
 
 /**
  * Outbound webhook URLs: http or https only, no credentials (the signature authenticates us to the
- * receiver). Loopback and private addresses are not refused here: deployments that must not reach them
- * filter egress (tests deliver to a local receiver).
+ * receiver). Where the host points is WebhookTargets' job: it needs DNS, and the owner's rights first.
  */
 export const webhookUrlSchema = z
   .string()

@@ -18,6 +18,7 @@ describe("loadConfig", () => {
       CHANNELS_MAX_PAYLOAD_BYTES: 32_768,
     });
     expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.CHANNELS_WEBHOOK_ALLOW_PRIVATE).toBe(false);
   });
 
   it.each([
@@ -37,6 +38,7 @@ describe("loadConfig", () => {
     ["CHANNELS_JWT_SECRET", "short"],
     ["CHANNELS_WEBHOOK_SECRET", "short"],
     ["CHANNELS_WEBHOOK_MAX_ATTEMPTS", "0"],
+    ["CHANNELS_WEBHOOK_ALLOW_PRIVATE", "maybe"],
   ])("refuses %s=%s naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(name);

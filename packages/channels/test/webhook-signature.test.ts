@@ -116,4 +116,66 @@ describe("webhook signatures", () => {
       false,
     );
   });
+
+  describe("key ids (kid=)", () => {
+    const keys = [
+      { id: "k2", secret },
+      { id: "k1", secret: other },
+    ];
+
+    it("a named key signs as t=,kid=,v1= with the same MAC: the kid only picks the key", () => {
+      expect(signWebhook({ id: "k2", secret }, body, t)).toBe(
+        `t=${t},kid=k2,v1=${computeSignature(secret, t, body)}`,
+      );
+    });
+
+    it("with kid=, the named key must verify; any other key matching is not enough", () => {
+      const k1 = verifyWebhookSignature({
+        header: signWebhook(keys[1]!, body, t),
+        body,
+        secrets: keys,
+        now: t,
+      });
+      expect(k1).toMatchObject({ ok: true, secretIndex: 1 });
+      const claimsK2 = signWebhook({ id: "k2", secret: other }, body, t);
+      expect(verifyWebhookSignature({ header: claimsK2, body, secrets: keys, now: t })).toMatchObject({
+        ok: false,
+        reason: "mismatch",
+      });
+    });
+
+    it("without kid=, any configured key may verify", () => {
+      for (const [index, key] of keys.entries()) {
+        const header = signWebhook(key.secret, body, t);
+        expect(verifyWebhookSignature({ header, body, secrets: keys, now: t })).toMatchObject({
+          ok: true,
+          secretIndex: index,
+        });
+      }
+    });
+
+    it("an unknown kid is refused before any MAC is compared, naming the kid", () => {
+      const header = signWebhook({ id: "k0", secret }, body, t);
+      expect(verifyWebhookSignature({ header, body, secrets: keys, now: t })).toEqual({
+        ok: false,
+        reason: "unknown-key",
+        message: "no key with kid=k0 is configured",
+      });
+      // A receiver with unnamed secrets knows no kid at all.
+      expect(verifyWebhookSignature({ header, body, secrets: secret, now: t })).toMatchObject({
+        reason: "unknown-key",
+      });
+    });
+
+    it("a kid that is empty, repeated, too long or outside A-Z a-z 0-9 _ . - is malformed", () => {
+      const v1 = computeSignature(secret, t, body);
+      for (const kid of ["kid=", "kid=k2,kid=k2", `kid=${"k".repeat(65)}`, "kid=k 2", "kid=k/2", "kid=kö"]) {
+        const header = `t=${t},${kid},v1=${v1}`;
+        expect(verifyWebhookSignature({ header, body, secrets: keys, now: t }), kid).toMatchObject({
+          ok: false,
+          reason: "malformed",
+        });
+      }
+    });
+  });
 });
