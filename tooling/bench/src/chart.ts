@@ -1,9 +1,13 @@
 /**
- * A hand-written SVG: grouped bars of fan-out latency (p50 and p99 per system, per case) and of
- * deliveries per second (throughput and many-weddings per system), medians over runs, with value labels.
+ * A hand-written SVG: grouped bars of fan-out latency (p50 and p99 per system, per case), of
+ * deliveries per second (throughput and many-weddings per system), of durable broadcasts per second
+ * (per broadcasts in flight) and of the Redis hop (p50 and p99 per path), medians over runs, with
+ * value labels. A panel appears when its scenario ran.
  */
 import { formatValue } from "./format.ts";
 import type { BenchResults } from "./results.ts";
+import { INFLIGHT_LEVELS, levelKey } from "./scenarios/durable-broadcasts.ts";
+import { HOP_PATHS } from "./scenarios/redis-hop.ts";
 import type { Unit } from "./scenarios/types.ts";
 
 const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948", "#9c755f"];
@@ -139,9 +143,58 @@ export function renderChart(results: BenchResults): string {
     .filter((g) => results.scenarios.some((s) => s.name === g.scenario))
     .map((g) => ({ label: g.label, values: unique.map((s) => [median(g.scenario, s.name, "rate")]) }));
 
+  const durable = results.scenarios.some((s) => s.name === "durable-broadcasts");
+  const durableGroups: Group[] = durable
+    ? INFLIGHT_LEVELS.map((n) => ({
+        label: `${n} in flight`,
+        values: unique.map((s) => [median("durable-broadcasts", s.name, `${levelKey(n)}.rate`)]),
+      }))
+    : [];
+  const hop = results.scenarios.some((s) => s.name === "redis-hop");
+  const hopGroups: Group[] = hop
+    ? HOP_PATHS.map((path) => ({
+        label: path.label,
+        values: unique.map((s) => [
+          median("redis-hop", s.name, `${path.key}.p50`),
+          median("redis-hop", s.name, `${path.key}.p99`),
+        ]),
+      }))
+    : [];
+
+  const panels = [
+    {
+      title: "Fan-out delivery latency at 20k deliveries/s (lower is better)",
+      yLabel: "milliseconds",
+      unit: "ms" as const,
+      groups: latencyGroups,
+      barNames: ["p50", "p99"],
+    },
+    {
+      title: "Deliveries per second while saturated (higher is better)",
+      yLabel: "deliveries / s",
+      unit: "per-s" as const,
+      groups: rateGroups,
+      barNames: [""],
+    },
+    {
+      title: "Durable broadcasts on one channel: acknowledged per second (higher is better)",
+      yLabel: "broadcasts / s",
+      unit: "per-s" as const,
+      groups: durableGroups,
+      barNames: [""],
+    },
+    {
+      title:
+        "Redis hop: delivery latency, broadcasts into the subscribers' instance or another (lower is better)",
+      yLabel: "milliseconds",
+      unit: "ms" as const,
+      groups: hopGroups,
+      barNames: ["p50", "p99"],
+    },
+  ].filter((p) => p.groups.length);
+
   const runs = results.options.runs > 1 ? `median of ${results.options.runs} runs` : "1 run";
   const parts: string[] = [];
-  let top = 0;
   parts.push(
     `<text x="${MARGIN.left}" y="28" class="heading">WedSync Channels bench ${escapeXml(results.startedAt)}${results.options.quick ? " (--quick)" : ""}: ${runs}</text>`,
   );
@@ -149,36 +202,12 @@ export function renderChart(results: BenchResults): string {
     legend(
       44,
       series,
-      "Latency panel: lighter bar = p50, darker bar = p99, from the scheduled send time. Linear scales.",
+      "Latency panels: lighter bar = p50, darker bar = p99, from the scheduled send time. Linear scales.",
     ),
   );
-  top = 90;
-  if (latencyGroups.length) {
-    parts.push(
-      panel({
-        top,
-        title: "Fan-out delivery latency at 20k deliveries/s (lower is better)",
-        yLabel: "milliseconds",
-        unit: "ms",
-        series,
-        groups: latencyGroups,
-        barNames: ["p50", "p99"],
-      }),
-    );
-    top += PANEL_HEIGHT;
-  }
-  if (rateGroups.length) {
-    parts.push(
-      panel({
-        top,
-        title: "Deliveries per second while saturated (higher is better)",
-        yLabel: "deliveries / s",
-        unit: "per-s",
-        series,
-        groups: rateGroups,
-        barNames: [""],
-      }),
-    );
+  let top = 90;
+  for (const spec of panels) {
+    parts.push(panel({ top, series, ...spec }));
     top += PANEL_HEIGHT;
   }
   const height = top + 20;

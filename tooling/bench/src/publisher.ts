@@ -19,11 +19,17 @@ export async function runPublisher(
   urls: string[],
   plan: PublishPlan,
 ): Promise<PublishResult> {
-  const targets = await Promise.all(plan.urls.map((i) => connectClient(config, urls[i]!, plan.user)));
+  const connections = plan.connections ?? plan.urls.length;
+  const targets = await Promise.all(
+    Array.from({ length: connections }, (_, k) =>
+      connectClient(config, urls[plan.urls[k % plan.urls.length]!]!, plan.user),
+    ),
+  );
   const probe = plan.window ? await openProbe(config, urls[plan.urls[0]!]!, plan) : undefined;
   const sent: Record<string, number> = {};
   const failed: Record<string, number[]> = {};
   const acks = new SampleBuffer();
+  const storedSeqs: Record<string, number[]> = {};
   let errors = 0;
   let firstError: string | undefined;
   let published = 0;
@@ -37,7 +43,13 @@ export async function runPublisher(
     const sentAt = epochNowMs();
     published++;
     return withTimeout(target.publish(channel, text), ACK_TIMEOUT_MS, "broadcast ack").then(
-      () => acks.push(epochNowMs() - sentAt),
+      (storedSeq) => {
+        acks.push(epochNowMs() - sentAt);
+        if (storedSeq === undefined) return;
+        const seqs = storedSeqs[channel] ?? [];
+        seqs[seq - 1] = storedSeq;
+        storedSeqs[channel] = seqs;
+      },
       (error: Error) => {
         errors++;
         firstError ??= error.message;
@@ -86,6 +98,9 @@ export async function runPublisher(
     startedAt,
     endedAt,
     acks: acks.toArray(),
+    storedSeqs: Object.fromEntries(
+      Object.entries(storedSeqs).map(([channel, seqs]) => [channel, Array.from(seqs, (seq) => seq ?? 0)]),
+    ),
     maxLagMs,
     errors,
     ...(firstError ? { firstError } : {}),

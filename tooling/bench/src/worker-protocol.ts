@@ -44,6 +44,8 @@ export interface PublishPlan {
   channels: string[];
   /** Instance URL indexes to publish to, one picked at random per broadcast. */
   urls: number[];
+  /** Publisher connections, spread round-robin over `urls` (default: one per URL). */
+  connections?: number;
   durationMs: number;
   /** open: one broadcast every intervalMs (round-robin over channels), stamped with its scheduled time. */
   mode: "open" | "closed";
@@ -60,6 +62,11 @@ export interface PublishResult extends SentTally {
   endedAt: number;
   /** Ack latency from the actual send, ms. */
   acks: Float32Array;
+  /**
+   * Per channel, the seq each acknowledged broadcast was stored at (index = the bench's seq - 1),
+   * 0 where none was returned (a failed broadcast, or a system that does not store them).
+   */
+  storedSeqs: Record<string, number[]>;
   /** open loop: how late the publisher's timer fired at worst, ms. */
   maxLagMs: number;
   errors: number;

@@ -1,7 +1,9 @@
 import { connectStorm } from "./connect-storm.ts";
+import { durableBroadcasts } from "./durable-broadcasts.ts";
 import { fanoutLatency } from "./fanout-latency.ts";
 import { idleMemory } from "./idle-memory.ts";
 import { manyWeddings } from "./many-weddings.ts";
+import { redisHop } from "./redis-hop.ts";
 import { seedTargets } from "./seed-targets.ts";
 import { throughput } from "./throughput.ts";
 import type { Scenario } from "./types.ts";
@@ -14,4 +16,6 @@ export const SCENARIOS: Scenario[] = [
   manyWeddings,
   idleMemory,
   seedTargets,
+  durableBroadcasts,
+  redisHop,
 ];

@@ -12,14 +12,18 @@ import {
 } from "../worker-protocol.ts";
 import type { MetricSpec, ScenarioOptions } from "./types.ts";
 
-export interface DeliveryRun {
+/** One measured publish run over subscribers that are already connected. */
+export interface PhaseRun {
   publish: PublishResult;
   stats: DeliveryStats;
-  connectFailures: number;
   /** % of one core used while the publisher ran: the server(s), and the load generators. */
   serverCpu: number;
   clientCpu: number;
   notes: string[];
+}
+
+export interface DeliveryRun extends PhaseRun {
+  connectFailures: number;
 }
 
 /** Load-generator CPU (% of its one core) from which a measurement is flagged as client-bound. */
@@ -36,6 +40,20 @@ export async function measureDelivery(
   durationMs: number,
   during?: () => Promise<void>,
 ): Promise<DeliveryRun> {
+  const connected = await connectSubscribers(rig, options, conns);
+  await warmUp(rig, options, plan);
+  options.log(`warmed up; measuring for ${durationMs / 1000} s`);
+  const run = await measurePhase(rig, options, conns, plan, durationMs, during);
+  await rig.closeConnections();
+  return { ...run, connectFailures: connected.failures, notes: [...connected.notes, ...run.notes] };
+}
+
+/** Opens and subscribes `conns`, 100 at a time, and waits until the server reports them live. */
+export async function connectSubscribers(
+  rig: Rig,
+  options: ScenarioOptions,
+  conns: ConnSpec[],
+): Promise<{ failures: number; notes: string[] }> {
   const notes: string[] = [];
   const connected = await rig.connect(conns, CONNECT_CONCURRENCY);
   options.log(
@@ -44,25 +62,56 @@ export async function measureDelivery(
   if (connected.failures) notes.push(`${connected.failures} connections failed: ${connected.firstError}`);
   if (!(await rig.waitLive(conns.length - connected.failures)))
     notes.push("the server did not report every subscription live within 30 s");
+  return { failures: connected.failures, notes };
+}
+
+/** Publishes `plan` briefly, unmeasured (first connections, JIT, pools), and lets it drain. */
+export async function warmUp(
+  rig: Rig,
+  options: ScenarioOptions,
+  plan: Omit<PublishPlan, "phase" | "durationMs">,
+): Promise<{ phase: string; publish: PublishResult }> {
+  const { phase } = await rig.newPhase("warm");
+  const publish = await rig.publish({ ...plan, phase, durationMs: options.quick ? 500 : 1_000 });
+  await rig.drain(Number.POSITIVE_INFINITY, 3_000, 300);
+  return { phase, publish };
+}
+
+/** Starts counting CPU of the server(s) and the load generators; `stop()` gives % of one core each. */
+export function cpuMeter(rig: Rig) {
+  const start = rig.cpuTicks();
+  return {
+    stop() {
+      const end = rig.cpuTicks();
+      const serverCpu = ticksToPercent(end.server - start.server, end.at - start.at);
+      const clientCpu = ticksToPercent(end.clients - start.clients, end.at - start.at);
+      const notes =
+        clientCpu >= CLIENT_SATURATED
+          ? [`the load generators used ${Math.round(clientCpu)}% of their core: client-bound`]
+          : [];
+      return { serverCpu, clientCpu, notes };
+    },
+  };
+}
+
+/** One measured publish run to the connected subscribers (`conns`): publish, drain, collect. */
+export async function measurePhase(
+  rig: Rig,
+  options: ScenarioOptions,
+  conns: ConnSpec[],
+  plan: Omit<PublishPlan, "phase" | "durationMs">,
+  durationMs: number,
+  during?: () => Promise<void>,
+): Promise<PhaseRun> {
   const perChannel = new Map<string, number>();
   for (const c of conns) perChannel.set(c.channel, (perChannel.get(c.channel) ?? 0) + 1);
-
-  const warm = await rig.newPhase("warm");
-  await rig.publish({ ...plan, phase: warm.phase, durationMs: options.quick ? 500 : 1_000 });
-  await rig.drain(Number.POSITIVE_INFINITY, 3_000, 300);
-
-  options.log(`warmed up; measuring for ${durationMs / 1000} s`);
   const measured = await rig.newPhase("m");
-  const cpuStart = rig.cpuTicks();
+  const cpu = cpuMeter(rig);
   const [publish] = await Promise.all([
     rig.publish({ ...plan, phase: measured.phase, durationMs }),
     during?.(),
   ]);
-  const cpuEnd = rig.cpuTicks();
-  const serverCpu = ticksToPercent(cpuEnd.server - cpuStart.server, cpuEnd.at - cpuStart.at);
-  const clientCpu = ticksToPercent(cpuEnd.clients - cpuStart.clients, cpuEnd.at - cpuStart.at);
-  if (clientCpu >= CLIENT_SATURATED)
-    notes.push(`the load generators used ${Math.round(clientCpu)}% of their core: client-bound`);
+  const { serverCpu, clientCpu, notes } = cpu.stop();
   let expected = 0;
   for (const [channel, subscribers] of perChannel) {
     expected += ((publish.sent[channel] ?? 0) - (publish.failed[channel]?.length ?? 0)) * subscribers;
@@ -73,11 +122,9 @@ export async function measureDelivery(
   if (publish.errors) notes.push(`${publish.errors} broadcasts failed: ${publish.firstError}`);
   if (stats.errors) notes.push(`${stats.errors} subscription errors`);
   if (stats.resets) notes.push(`${stats.resets} stream resets`);
-  await rig.closeConnections();
   return {
     publish,
     stats: { ...stats, timeline: rebase(stats.timeline, measured.startedAt, publish) },
-    connectFailures: connected.failures,
     serverCpu,
     clientCpu,
     notes,
@@ -92,7 +139,7 @@ function rebase(timeline: number[], phaseStart: number, publish: PublishResult):
 }
 
 /** Deliveries per second while the publisher ran (deliveries that arrived in the window). */
-export function deliveryRate(run: DeliveryRun): number {
+export function deliveryRate(run: PhaseRun): number {
   const inWindow = run.stats.timeline.reduce((a, b) => a + b, 0);
   return inWindow / ((run.publish.endedAt - run.publish.startedAt) / 1000);
 }
@@ -104,7 +151,7 @@ export const cpuMetricSpecs = (prefix = "", label = ""): MetricSpec[] => [
 ];
 
 /** The usual delivery metrics under `prefix`. */
-export function deliveryMetrics(run: DeliveryRun, prefix = ""): Record<string, number | null> {
+export function deliveryMetrics(run: PhaseRun, prefix = ""): Record<string, number | null> {
   const latency = summarize(run.stats.latencies);
   const orNull = (v: number) => (Number.isFinite(v) ? v : null);
   return {

@@ -82,6 +82,7 @@ export async function connectSocketIo(url: string): Promise<ClientConnection> {
     },
     publish: async (channel, text) => {
       await socket.timeout(ACK_TIMEOUT_MS).emitWithAck("pub", channel, text);
+      return undefined;
     },
     close: async () => {
       socket.disconnect();

@@ -12,8 +12,11 @@ export interface ClientConnection {
   subscribe(channel: string): Promise<void>;
   /** Called for every delivered message with the channel it says it belongs to. */
   onMessage(callback: (channel: string, text: string) => void): void;
-  /** Resolves when the server acknowledges the broadcast. */
-  publish(channel: string, text: string): Promise<void>;
+  /**
+   * Resolves when the server acknowledges the broadcast, with the seq it was stored at where the
+   * system stores broadcasts (WedSync's `channel.broadcast` result); undefined for the baselines.
+   */
+  publish(channel: string, text: string): Promise<number | undefined>;
   close(): Promise<void>;
   /** Errors and stream resets seen so far (WedSync only reports resets). */
   problems(): { errors: number; resets: number };
@@ -21,6 +24,12 @@ export interface ClientConnection {
 
 /** What a worker needs to build clients for a system (sent over IPC, so plain data). */
 export type ClientConfig = { kind: "ws" } | { kind: "socketio" } | { kind: "wedsync"; secret: string };
+
+/** A channel's stored messages in seq order (the bench's text only), and the resets met on the way. */
+export interface ChannelReplay {
+  messages: Array<{ seq: number; text: string }>;
+  resets: number;
+}
 
 export interface StartOptions {
   instances: number;
@@ -42,6 +51,8 @@ export interface RunningSystem {
   prepareChannels(names: string[]): Promise<void>;
   /** What a reader of the results should know about how this system was driven. */
   notes: string[];
+  /** Every stored message of a channel, read back as a client would (WedSync: durable store). */
+  replayChannel?(name: string, untilSeq: number): Promise<ChannelReplay>;
   /** Live subscriptions the server(s) report, where the system can tell. */
   liveSubscriptions?(): Promise<number>;
   stop(): Promise<void>;

@@ -1,8 +1,9 @@
 /** WedSync's client side for the bench: real clients from packages/client with minted tokens. */
 import { mintToken } from "@wedsync/channels";
 import { type ChannelsClient, createChannelsClient } from "@wedsync/client";
+import { sleep } from "../clock.ts";
 import { publisherFor } from "../naming.ts";
-import type { BenchUser, ClientConnection } from "./types.ts";
+import type { BenchUser, ChannelReplay, ClientConnection } from "./types.ts";
 
 /** A paid supplier member of `user.suppliers`. */
 export const tokenFor = (secret: string, user: BenchUser) =>
@@ -40,6 +41,54 @@ export async function createChannels(url: string, secret: string, names: string[
     } finally {
       await client.close();
     }
+  }
+}
+
+/** How long a replay waits for more once it has reached `untilSeq`, and at most in all. */
+const REPLAY_QUIET_MS = 1_000;
+const REPLAY_TIMEOUT_MS = 120_000;
+
+/**
+ * Every stored message of `name`, oldest first, read back the way a client resuming from the very
+ * start gets them: `channel.events` with `lastEventId` `<channel id>:0` replays the store. Ends once
+ * `untilSeq` has arrived and nothing more comes for a second (or after 2 minutes, with what came).
+ */
+export async function replayChannel(
+  url: string,
+  secret: string,
+  name: string,
+  untilSeq: number,
+): Promise<ChannelReplay> {
+  const client = openClient(url, await tokenFor(secret, publisherFor("bench-replay", [name])));
+  const replay: ChannelReplay = { messages: [], resets: 0 };
+  try {
+    // channel.create is idempotent: for an existing channel it answers with the channel's row.
+    const { id } = await client.trpc.channel.create.mutate(channelParts(name));
+    let lastArrival = Date.now();
+    let failure: Error | undefined;
+    const subscription = client.trpc.channel.events.subscribe(
+      { channelName: name, lastEventId: `${id}:0` },
+      {
+        onData: ({ data }) => {
+          lastArrival = Date.now();
+          if (data.type === "message")
+            replay.messages.push({ seq: data.seq, text: (data.payload as { text: string }).text });
+          else replay.resets++;
+        },
+        onError: (error) => {
+          failure = error;
+        },
+      },
+    );
+    const deadline = Date.now() + REPLAY_TIMEOUT_MS;
+    const reached = () => (replay.messages.at(-1)?.seq ?? 0) >= untilSeq;
+    while (!failure && Date.now() < deadline && !(reached() && Date.now() - lastArrival > REPLAY_QUIET_MS))
+      await sleep(100);
+    subscription.unsubscribe();
+    if (failure) throw failure;
+    return replay;
+  } finally {
+    await client.close();
   }
 }
 
@@ -88,7 +137,12 @@ export async function connectWedSync(
       callback = cb;
     },
     publish: async (channelName, text) => {
-      await client.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text } });
+      const stored = await client.trpc.channel.broadcast.mutate({
+        channelName,
+        event: "message.posted",
+        payload: { text },
+      });
+      return stored.seq;
     },
     close: async () => {
       for (const subscription of subscriptions) subscription.unsubscribe();

@@ -18,7 +18,7 @@ import {
 } from "../processes.ts";
 import { checkRedis, REDIS_URL } from "./redis.ts";
 import { type RunningSystem, type ServerAdapter, type StartOptions, SystemUnavailable } from "./types.ts";
-import { connectWedSync, createChannels, scrapeGauge } from "./wedsync-client.ts";
+import { connectWedSync, createChannels, replayChannel, scrapeGauge } from "./wedsync-client.ts";
 import { forgetTemplate, pgliteStorage, postgresStorage } from "./wedsync-storage.ts";
 
 const SERVER_DIR = join(REPO_ROOT, "apps/server");
@@ -175,6 +175,7 @@ async function startOnce(options: StartOptions): Promise<RunningSystem> {
     clientConfig: { kind: "wedsync", secret },
     notes: [],
     prepareChannels: (names) => createChannels(instances[0]!.url, secret, names),
+    replayChannel: (name, untilSeq) => replayChannel(instances[0]!.url, secret, name, untilSeq),
     liveSubscriptions: async () => {
       const counts = await Promise.all(
         instances.map(({ url }) => scrapeGauge(url, "channels_subscriptions")),

@@ -94,7 +94,7 @@ export async function connectWsBaseline(url: string): Promise<ClientConnection> 
     publish: (channel, text) =>
       new Promise((resolve, reject) => {
         const id = nextId++;
-        publishing.set(id, { resolve, reject });
+        publishing.set(id, { resolve: () => resolve(undefined), reject });
         ws.send(JSON.stringify({ t: "pub", ch: channel, text, id }));
       }),
     close: async () => {
