@@ -72,6 +72,30 @@ describe("channel.grant / channel.revoke", () => {
     expect(stream.error).toBeUndefined();
   });
 
+  it("revoking a grant also ends the grantee's presence watch with FORBIDDEN", async () => {
+    const s = uid("s");
+    const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
+    const guestId = uid("planner");
+    const guest = server.client({ sub: guestId, role: "supplier", suppliers: [uid("other")] });
+    const name = `supplier:dashboard:${s}`;
+    await owner.trpc.channel.create.mutate({ scope: "supplier", entity: "dashboard", entityId: s });
+    await owner.trpc.channel.grant.mutate({ channelName: name, userId: guestId });
+    let watch!: { unsubscribe(): void };
+    const ended = new Promise<unknown>((resolve) => {
+      const started = new Promise<void>((onStarted) => {
+        watch = guest.trpc.presence.events.subscribe(
+          { channelName: name },
+          { onStarted: () => onStarted(), onError: resolve, onComplete: () => resolve("completed") },
+        );
+      });
+      void started.then(() => owner.trpc.channel.revoke.mutate({ channelName: name, userId: guestId }));
+    });
+    const failure = await ended;
+    watch.unsubscribe();
+    expect((failure as { data?: { code?: string } }).data?.code).toBe("FORBIDDEN");
+    expect(await codeOf(guest.trpc.presence.list.query({ channelName: name }))).toBe("FORBIDDEN");
+  });
+
   it("only owning members grant: outsiders and grantees get FORBIDDEN, a missing channel is NOT_FOUND for owners", async () => {
     const s = uid("s");
     const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });

@@ -284,11 +284,6 @@ export class ChannelManager {
   ) {
     const { channel } = opened;
     const store = this.storeOf(identity);
-    const stillAllowed = async () =>
-      isAllowed(identity, parsed.address, "read", {
-        createdBy: channel.createdBy,
-        granted: await store.hasGrant(channel.id, identity.sub),
-      });
     const releaseSlot = this.takeSlot(socket);
     const leavePresence = await this.deps.presence
       .join(channel.id, channel.name, identity.sub)
@@ -308,7 +303,7 @@ export class ChannelManager {
       metrics: this.deps.metrics,
       signal,
       userId: identity.sub,
-      stillAllowed,
+      stillAllowed: () => this.stillAllowed(identity, parsed, channel),
       socket,
       sendLimits: {
         maxBufferedBytes: this.deps.config.CHANNELS_MAX_BUFFERED_BYTES,
@@ -339,14 +334,35 @@ export class ChannelManager {
     const releaseSlot = this.takeSlot(socket);
     const queue: PresenceEvent[] = [];
     const waiter = new Waiter();
-    const stop = await this.deps.presence.watch(channel.id, channel.name, (event) => {
-      if (queue.length >= PRESENCE_QUEUE) queue.shift();
-      queue.push(event);
+    let revoked = false;
+    const stopRevocations = this.deps.fanout.watchRevocations(channel.id, identity.sub, () => {
+      revoked = true;
       waiter.wake();
     });
+    const stop = await this.deps.presence
+      .watch(channel.id, channel.name, (event) => {
+        if (queue.length >= PRESENCE_QUEUE) queue.shift();
+        queue.push(event);
+        waiter.wake();
+      })
+      .catch((error) => {
+        stopRevocations();
+        releaseSlot();
+        throw error;
+      });
+    const stillAllowed = () => this.stillAllowed(identity, parsed, channel);
     return (async function* () {
       try {
         while (!signal.aborted) {
+          if (revoked) {
+            revoked = false;
+            if (!(await stillAllowed())) {
+              throw new TRPCError({
+                code: "FORBIDDEN",
+                message: `your access to ${channel.name} was revoked`,
+              });
+            }
+          }
           const event = queue.shift();
           if (event) {
             yield event;
@@ -356,9 +372,18 @@ export class ChannelManager {
         }
       } finally {
         stop();
+        stopRevocations();
         releaseSlot();
       }
     })();
+  }
+
+  /** Whether a live stream may go on after a revocation reached it (the name may still admit the user). */
+  private async stillAllowed(identity: Identity, parsed: ParsedChannelName, channel: ChannelRow) {
+    return isAllowed(identity, parsed.address, "read", {
+      createdBy: channel.createdBy,
+      granted: await this.storeOf(identity).hasGrant(channel.id, identity.sub),
+    });
   }
 
   /** Shares the channel with a user beyond its name's audience. Owners only. */

@@ -4,6 +4,8 @@ import type { FanoutListener } from "./inbox.ts";
 import type { ChannelMessage } from "./message.ts";
 import { decodeMessage, encodeMessage } from "./wire-format.ts";
 
+type RevocationWatcher = Pick<FanoutListener, "userId" | "revoke">;
+
 const TOPIC_PREFIX = "ch:";
 const topicOf = (channelId: string) => `${TOPIC_PREFIX}${channelId}`;
 /** Every instance listens here for the whole of its life. */
@@ -25,6 +27,8 @@ export class LocalFanout {
   private readonly origin = randomUUID();
   /** The highest seq seen live per topic, to compare against the store's heads. */
   private readonly seen = new Map<string, number>();
+  /** Streams other than channel.events (presence) that must hear of revocations, per channel. */
+  private readonly revocationWatchers = new Map<string, Set<RevocationWatcher>>();
 
   constructor(
     private readonly bus: Bus,
@@ -68,6 +72,22 @@ export class LocalFanout {
     set.add(listener);
     await this.confirming.get(topic);
     return () => this.unlisten(topic, listener);
+  }
+
+  /** Calls `revoke` when `userId` loses a grant on the channel (on any instance); call the result to stop. */
+  watchRevocations(channelId: string, userId: string, revoke: () => void): () => void {
+    const watcher: RevocationWatcher = { userId, revoke };
+    let set = this.revocationWatchers.get(channelId);
+    if (!set) {
+      set = new Set();
+      this.revocationWatchers.set(channelId, set);
+    }
+    set.add(watcher);
+    return () => {
+      set.delete(watcher);
+      if (set.size === 0 && this.revocationWatchers.get(channelId) === set)
+        this.revocationWatchers.delete(channelId);
+    };
   }
 
   /** Channels with at least one local listener, and how many listeners in all. */
@@ -134,8 +154,10 @@ export class LocalFanout {
 
   private dispatchRevocation(frame: string) {
     const { channelId, userId } = JSON.parse(frame) as { channelId: string; userId: string };
-    for (const listener of this.listeners.get(topicOf(channelId)) ?? []) {
-      if (listener.userId === userId) listener.revoke();
-    }
+    const streams = [
+      ...(this.listeners.get(topicOf(channelId)) ?? []),
+      ...(this.revocationWatchers.get(channelId) ?? []),
+    ];
+    for (const stream of streams) if (stream.userId === userId) stream.revoke();
   }
 }
