@@ -756,6 +756,25 @@ describe("webhooks", () => {
       ).toMatchObject({ outcome: "ok", reason: "no such webhook" });
     });
 
+    it("a channel takes at most 10 webhooks: concurrent adds past it are PRECONDITION_FAILED and audited", async () => {
+      const { owner, channelName } = await dashboard(server);
+      const adds = await Promise.allSettled(
+        Array.from({ length: 12 }, (_, i) =>
+          owner.trpc.channel.webhooks.add.mutate({ channelName, url: `https://h${i}.example/in` }),
+        ),
+      );
+      expect(adds.filter((a) => a.status === "fulfilled")).toHaveLength(10);
+      const refused = adds.flatMap((a) => (a.status === "rejected" ? [a.reason] : []));
+      expect(refused.map((reason) => (reason as { data?: { code?: string } }).data?.code)).toEqual([
+        "PRECONDITION_FAILED",
+        "PRECONDITION_FAILED",
+      ]);
+      expect(await owner.trpc.channel.webhooks.list.query({ channelName })).toHaveLength(10);
+      await server.instance.services.audit.flush();
+      const denied = await server.instance.services.serviceStore.readAudit({ limit: 50, channelName });
+      expect(denied.filter((row) => row.reason === "webhook limit")).toHaveLength(2);
+    });
+
     it("only owning members manage webhooks: others get FORBIDDEN; a missing channel is NOT_FOUND for owners", async () => {
       const { s, owner, channelName } = await dashboard(server);
       const hook = await owner.trpc.channel.webhooks.add.mutate({

@@ -1,5 +1,11 @@
 import { TRPCError } from "@trpc/server";
-import { type ChannelRow, type ChannelStore, type ChannelStores, SERVICE_ACTOR } from "@wedsync/db";
+import {
+  type ChannelRow,
+  type ChannelStore,
+  type ChannelStores,
+  SERVICE_ACTOR,
+  WebhookLimitError,
+} from "@wedsync/db";
 import type { AuditTrail } from "./audit.ts";
 import { ChannelCache } from "./channel-cache.ts";
 import type { ChannelType, ParsedChannelName } from "./channel-name.ts";
@@ -411,15 +417,6 @@ export class ChannelManager {
    */
   async addWebhook(identity: Identity, parsed: ParsedChannelName, url: string, secret: string | undefined) {
     const channel = await this.resolveOwned(identity, parsed, "webhook.add", "add webhooks");
-    const store = this.storeOf(identity);
-    const existing = await store.listWebhooks(channel.id);
-    if (existing.length >= MAX_WEBHOOKS_PER_CHANNEL) {
-      this.audit(identity, "webhook.add", parsed.name, "denied", "webhook limit");
-      throw new TRPCError({
-        code: "PRECONDITION_FAILED",
-        message: `a channel may have at most ${MAX_WEBHOOKS_PER_CHANNEL} webhooks; remove one first`,
-      });
-    }
     const target = new URL(url);
     // Bounded like a delivery: a slow DNS answer must not hold the mutation, and deliveries check again.
     const check = await this.deps.webhookTargets.check(
@@ -433,12 +430,19 @@ export class ChannelManager {
       });
       throw new TRPCError({ code: "BAD_REQUEST", message: check.reason });
     }
-    const row = await store.addWebhook({
-      channelId: channel.id,
-      url,
-      secret: secret ?? generateWebhookSecret(),
-      createdBy: identity.sub,
-    });
+    const row = await this.storeOf(identity)
+      .addWebhook({
+        channelId: channel.id,
+        url,
+        secret: secret ?? generateWebhookSecret(),
+        createdBy: identity.sub,
+        maxPerChannel: MAX_WEBHOOKS_PER_CHANNEL,
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof WebhookLimitError)) throw error;
+        this.audit(identity, "webhook.add", parsed.name, "denied", "webhook limit");
+        throw new TRPCError({ code: "PRECONDITION_FAILED", message: error.message });
+      });
     // The origin only: a path or query may carry a receiver's own token.
     this.audit(identity, "webhook.add", parsed.name, "ok", null, {
       webhookId: row.id,

@@ -70,6 +70,15 @@ export interface NewWebhook {
   url: string;
   secret: string;
   createdBy: string;
+  /** Most webhooks the channel may have; checked under the channel's row lock, so across instances. */
+  maxPerChannel?: number;
+}
+
+export class WebhookLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`a channel may have at most ${limit} webhooks; remove one first`);
+    this.name = "WebhookLimitError";
+  }
 }
 
 export interface ClaimWebhookDeliveries {

@@ -28,6 +28,7 @@ import {
   type SubscribeRequest,
   type SubscribeResult,
   type WebhookDelivery,
+  WebhookLimitError,
 } from "./channel-store.ts";
 import type { Database } from "./client.ts";
 import { type AppendResult, GroupCommit, type GroupCommitStats } from "./group-commit.ts";
@@ -491,12 +492,26 @@ class DrizzleChannelStore implements ChannelStore {
    * only after touching channel_webhooks could deadlock with an append (whose outbox insert waits for the
    * webhook row) and would not queue for the row lock in arrival order.
    */
-  async addWebhook(input: NewWebhook) {
+  async addWebhook({ maxPerChannel, ...input }: NewWebhook) {
     const row = await this.run(async (tx) => {
-      await tx
+      const counted = await tx
         .update(channels)
         .set({ webhookCount: sql`${channels.webhookCount} + 1` })
-        .where(eq(channels.id, input.channelId));
+        .where(
+          and(
+            eq(channels.id, input.channelId),
+            maxPerChannel === undefined ? undefined : lt(channels.webhookCount, maxPerChannel),
+          ),
+        )
+        .returning({ id: channels.id });
+      if (counted.length === 0) {
+        const exists = await tx
+          .select({ id: channels.id })
+          .from(channels)
+          .where(eq(channels.id, input.channelId));
+        if (exists.length > 0 && maxPerChannel !== undefined) throw new WebhookLimitError(maxPerChannel);
+        throw new ChannelUnavailableError(input.channelId);
+      }
       const [inserted] = await tx.insert(webhooks).values(input).returning();
       if (!inserted) throw new Error("webhook insert returned nothing");
       return inserted;

@@ -1,5 +1,5 @@
 export type * from "./channel-store.ts";
-export { ChannelUnavailableError } from "./channel-store.ts";
+export { ChannelUnavailableError, WebhookLimitError } from "./channel-store.ts";
 export { type Database, type DatabaseHandle, type DatabaseOptions, openDatabase } from "./client.ts";
 export { DrizzleChannelStores } from "./drizzle-channel-store.ts";
 export type {

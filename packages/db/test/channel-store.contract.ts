@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ChannelStore, NewChannel } from "../src/channel-store.ts";
+import { type ChannelStore, type NewChannel, WebhookLimitError } from "../src/channel-store.ts";
 import type { ChannelRow, MessageRow, NewAuditRow } from "../src/schema.ts";
 
 export interface OpenedChannelStore {
@@ -715,6 +715,26 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
       async function webhook(channelId: string, url = "https://example.com/hook") {
         return store().addWebhook({ channelId, url, secret: uid("secret"), createdBy: "creator-1" });
       }
+
+      it("maxPerChannel holds under concurrent adds: the rest fail with WebhookLimitError", async () => {
+        const ch = await channel();
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 6 }, (_, i) =>
+            store().addWebhook({
+              channelId: ch.id,
+              url: `https://h${i}.example/in`,
+              secret: uid("secret"),
+              createdBy: "creator-1",
+              maxPerChannel: 4,
+            }),
+          ),
+        );
+        expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(4);
+        const refused = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason] : []));
+        expect(refused).toHaveLength(2);
+        for (const reason of refused) expect(reason).toBeInstanceOf(WebhookLimitError);
+        expect(await store().listWebhooks(ch.id)).toHaveLength(4);
+      });
 
       it("adds, lists (oldest first) and removes a channel's webhooks; ids of another channel remove nothing", async () => {
         const ch = await channel();
