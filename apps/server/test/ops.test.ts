@@ -102,6 +102,8 @@ describe("ops endpoints", () => {
 
     expect(sample(after, "channels_broadcasts_total") - sample(before, "channels_broadcasts_total")).toBe(4);
     expect(sample(after, "channels_deliveries_total") - sample(before, "channels_deliveries_total")).toBe(4);
+    // Counted at the scrape, not only when someone asks admin.stats.
+    expect(sample(after, "channels_queue_depth") - sample(before, "channels_queue_depth")).toBe(4);
     expect(sample(after, "channels_subscriptions")).toBeGreaterThanOrEqual(1);
     expect(sample(after, "channels_connections")).toBeGreaterThanOrEqual(1);
     stream.unsubscribe();

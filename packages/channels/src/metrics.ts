@@ -1,7 +1,10 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** One registry per running instance (tests run several in one process). Names per DESIGN.md. */
-export function createMetrics(sources: { liveChannels: () => number }) {
+export function createMetrics(sources: {
+  liveChannels: () => number;
+  queuedMessages: () => Promise<number>;
+}) {
   const registry = new Registry();
   const of = { registers: [registry] };
   return {
@@ -49,7 +52,10 @@ export function createMetrics(sources: { liveChannels: () => number }) {
     }),
     queueDepth: new Gauge({
       name: "channels_queue_depth",
-      help: "Stored messages not yet expired (sampled with the cluster stats)",
+      help: "Stored messages not yet expired, across the cluster (counted at each scrape)",
+      async collect() {
+        this.set(await sources.queuedMessages());
+      },
       ...of,
     }),
     authFailures: new Counter({

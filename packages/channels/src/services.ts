@@ -27,9 +27,12 @@ export interface ServiceDeps {
 export function createChannelServices(deps: ServiceDeps) {
   const instanceId = deps.instanceId ?? deps.config.CHANNELS_INSTANCE_ID ?? `i-${randomUUID().slice(0, 8)}`;
   const fanout = new LocalFanout(deps.bus, (error) => deps.onBackgroundError?.(error));
-  const metrics = createMetrics({ liveChannels: () => fanout.counts().channels });
   /** For the instance's own jobs (audit writer, cleanup, webhook delivery, head checks, cluster counts). */
   const serviceStore = deps.stores.as(SERVICE_ACTOR);
+  const metrics = createMetrics({
+    liveChannels: () => fanout.counts().channels,
+    queuedMessages: async () => (await serviceStore.counts(new Date())).queuedMessages,
+  });
   const queue = new MessageQueue(deps.config.CHANNELS_RETENTION);
   const audit = new AuditTrail(serviceStore, instanceId, undefined, deps.onBackgroundError);
   const presence = new PresenceManager(deps.bus, instanceId, deps.config.CHANNELS_PRESENCE_TTL_MS, (error) =>

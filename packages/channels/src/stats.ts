@@ -95,7 +95,6 @@ export class ClusterStats {
       key: keyof Pick<InstanceFigures, "connections" | "liveStreams" | "broadcastsTotal" | "deliveriesTotal">,
     ) => instances.reduce((total, figures) => total + figures[key], 0);
     const stored = await this.deps.store.counts(new Date());
-    this.deps.metrics.queueDepth.set(stored.queuedMessages);
     return {
       instanceId: here.instanceId,
       instance: here,
