@@ -7,6 +7,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { preparingEveryStatement } from "./prepared-statements.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -54,7 +55,7 @@ async function openPglite(options: { dataDir: string } | { memory: true }): Prom
 async function openPostgres(url: string, maxConnections: number): Promise<DatabaseHandle> {
   await migrateUnderLock(url);
   const client = postgres(url, { max: maxConnections, onnotice: () => {} });
-  const db = drizzlePostgres({ client, schema });
+  const db = drizzlePostgres({ client: preparingEveryStatement(client), schema });
   const parsed = new URL(url);
   return {
     db: db as unknown as Database,
