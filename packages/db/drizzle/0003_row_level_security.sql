@@ -64,12 +64,17 @@ LANGUAGE sql STABLE AS $$
 $$;
 --> statement-breakpoint
 -- policy.ts mayGrant: the name's members or a form's creator own a channel (grant, revoke, webhooks).
+-- PL/pgSQL on purpose: Postgres does not inline it, so the policies stay small to plan (inlined, this
+-- expression made planning an append cost milliseconds, which PGlite pays on every statement); its own
+-- expression is planned once per session and a call costs microseconds.
 CREATE OR REPLACE FUNCTION wedsync_owns(scope text, entity text, entity_id text, created_by text) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-  SELECT wedsync_actor_role() = 'service' OR (
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN wedsync_actor_role() = 'service' OR (
     wedsync_is_member_role()
     AND (wedsync_name_audience(scope, entity, entity_id) OR (scope = 'form' AND created_by = wedsync_actor()))
-  )
+  );
+END
 $$;
 --> statement-breakpoint
 -- policy.ts webhookMayPublish: what a signed inbound webhook may read and publish to.
