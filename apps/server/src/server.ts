@@ -195,7 +195,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const connection = health.track(ws, { ip });
       if (logger.isLevelEnabled("debug"))
         logger.debug({ connectionId: connection.id, ip }, "connection opened");
-      wss.emit("connection", ws, req);
+      // tRPC's handler keeps the request it is given for the socket's whole life, and reads only its
+      // URL (for ?connectionParams=1) and Host; the IncomingMessage itself (headers, raw headers,
+      // stream state: about 1 KiB) can go once the upgrade is done.
+      const upgradeRequest = { url: req.url, headers: { host: req.headers.host } };
+      wss.emit("connection", ws, upgradeRequest as IncomingMessage);
     });
   });
 
