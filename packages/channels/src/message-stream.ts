@@ -45,12 +45,25 @@ export async function openChannelStream(options: StreamOptions) {
   const stopListening = await options.fanout.listen(options.channel.id, inbox);
   let range: RetainedRange;
   try {
-    range = await options.store.retainedRange(options.channel.id, new Date());
+    range = await readRange(options);
   } catch (error) {
     stopListening();
     throw error;
   }
   return new ChannelStream(options, inbox, stopListening).run(range);
+}
+
+/**
+ * Where the stream starts, read after it listens. A stream from the head (no cursor: every fresh
+ * subscription) needs only the head, the cheapest read, which the store can answer for many
+ * channels at once; a resume also needs what retention still keeps.
+ */
+async function readRange(options: StreamOptions): Promise<RetainedRange> {
+  const { store, channel } = options;
+  if (options.afterSeq !== null) return store.retainedRange(channel.id, new Date());
+  const [head] = await store.channelHeads([channel.id]);
+  // A channel deleted meanwhile has no head, like retainedRange's answer for it.
+  return { oldestSeq: null, lastSeq: head?.lastSeq ?? 0 };
 }
 
 function abandon(stream: ChannelStream) {
