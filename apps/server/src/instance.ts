@@ -4,6 +4,7 @@ import { type Config, createChannelServices, createTokenVerifier } from "@wedsyn
 import { type DatabaseOptions, DrizzleChannelStore, openDatabase } from "@wedsync/db";
 import pino, { type Logger } from "pino";
 import { scheduleCleanup } from "./cleanup.ts";
+import { withCoalescedReads } from "./coalesced-reads.ts";
 import { scheduleHeadCheck } from "./head-check.ts";
 import { resolveJwtSecret } from "./jwt-secret.ts";
 import { type RunningServer, startServer } from "./server.ts";
@@ -41,7 +42,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
   });
   const services = createChannelServices({
     config,
-    store: new DrizzleChannelStore(database.db),
+    store: withCoalescedReads(new DrizzleChannelStore(database.db)),
     bus,
     onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
   });

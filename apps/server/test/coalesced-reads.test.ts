@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { batchHeads, coalesce } from "../src/coalesced-reads.ts";
+
+describe("coalesced reads", () => {
+  it("calls with one key in one turn share a read that starts after all of them", async () => {
+    let version = 0;
+    const starts: number[] = [];
+    const read = coalesce(async (key) => {
+      starts.push(version);
+      return `${key}@${version}`;
+    });
+    const first = read("a");
+    version = 1; // a write that completes after the first call, before the read starts
+    const second = read("a");
+    const other = read("b");
+    expect(await Promise.all([first, second, other])).toEqual(["a@1", "a@1", "b@1"]);
+    expect(starts).toEqual([1, 1]);
+  });
+
+  it("a call made while a read runs never joins it: it waits for the next read", async () => {
+    let release: () => void = () => {};
+    let version = 0;
+    let reads = 0;
+    const read = coalesce(async () => {
+      reads++;
+      const seen = version;
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      return seen;
+    });
+    const first = read("k");
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(reads).toBe(1);
+    version = 1;
+    const second = read("k");
+    const third = read("k");
+    release();
+    expect(await first).toBe(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    expect(await Promise.all([second, third])).toEqual([1, 1]);
+    expect(reads).toBe(2);
+  });
+
+  it("a failed read fails every caller that shared it, and the next call reads again", async () => {
+    let fail = true;
+    const read = coalesce(async (key) => {
+      if (fail) throw new Error("database down");
+      return key;
+    });
+    const results = await Promise.allSettled([read("x"), read("x")]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    fail = false;
+    expect(await read("x")).toBe("x");
+  });
+});
+
+describe("batched channel heads", () => {
+  it("one query per turn for every channel asked for; each caller gets its own rows", async () => {
+    const queries: string[][] = [];
+    const heads = batchHeads(async (ids) => {
+      queries.push([...ids]);
+      return ids.filter((id) => id !== "gone").map((id) => ({ id, lastSeq: id.length }));
+    });
+    const [a, b, c] = await Promise.all([heads(["one"]), heads(["three", "gone"]), heads(["one", "three"])]);
+    expect(queries).toEqual([["one", "three", "gone"]]);
+    expect(a).toEqual([{ id: "one", lastSeq: 3 }]);
+    expect(b).toEqual([{ id: "three", lastSeq: 5 }]);
+    expect(c).toEqual([
+      { id: "one", lastSeq: 3 },
+      { id: "three", lastSeq: 5 },
+    ]);
+    await heads(["one"]);
+    expect(queries).toHaveLength(2);
+  });
+});
