@@ -42,15 +42,15 @@ const UNCLAIMED_STREAM_MS = 30_000;
  */
 export async function openChannelStream(options: StreamOptions) {
   const inbox = new Inbox(options.inboxCapacity, options.userId);
-  const stopListening = await options.fanout.listen(options.channel.id, inbox);
+  await options.fanout.listen(options.channel.id, inbox);
   let range: RetainedRange;
   try {
     range = await readRange(options);
   } catch (error) {
-    stopListening();
+    options.fanout.unlisten(options.channel.id, inbox);
     throw error;
   }
-  return new ChannelStream(options, inbox, stopListening).run(range);
+  return new ChannelStream(options, inbox).run(range);
 }
 
 /**
@@ -77,6 +77,7 @@ function abandon(stream: ChannelStream) {
  */
 class ChannelStream {
   private readonly store: ChannelStore;
+  private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
   private readonly channel: ChannelRow;
   private readonly signal: AbortSignal;
@@ -85,7 +86,8 @@ class ChannelStream {
   private readonly stillAllowed: () => Promise<boolean>;
   private readonly onEnd: (() => void) | undefined;
   private readonly socket: OutboundSocket | undefined;
-  private readonly sendLimits: SendBufferLimits;
+  private readonly maxBufferedBytes: number;
+  private readonly slowConsumerTimeoutMs: number;
   private readonly pageSize: number;
   private claim: "waiting" | "claimed" | "abandoned" = "waiting";
   private unclaimed: NodeJS.Timeout | undefined;
@@ -93,9 +95,9 @@ class ChannelStream {
   constructor(
     options: StreamOptions,
     private readonly inbox: Inbox,
-    private readonly stopListening: () => void,
   ) {
     this.store = options.store;
+    this.fanout = options.fanout;
     this.metrics = options.metrics;
     this.channel = options.channel;
     this.signal = options.signal;
@@ -104,7 +106,8 @@ class ChannelStream {
     this.stillAllowed = options.stillAllowed;
     this.onEnd = options.onEnd;
     this.socket = options.socket;
-    this.sendLimits = options.sendLimits;
+    this.maxBufferedBytes = options.sendLimits.maxBufferedBytes;
+    this.slowConsumerTimeoutMs = options.sendLimits.timeoutMs;
     this.pageSize = options.pageSize;
     this.unclaimed = setTimeout(abandon, UNCLAIMED_STREAM_MS, this);
     this.unclaimed.unref();
@@ -118,7 +121,7 @@ class ChannelStream {
   }
 
   private end() {
-    this.stopListening();
+    this.fanout.unlisten(this.channel.id, this.inbox);
     this.onEnd?.();
   }
 
@@ -197,8 +200,9 @@ class ChannelStream {
   /** False once the socket stayed full too long and was closed: the stream ends, the client resumes. */
   private async hasRoom() {
     const { socket, signal } = this;
-    if (!socket || socket.bufferedAmount <= this.sendLimits.maxBufferedBytes) return true;
-    const room = await waitForRoom(socket, this.sendLimits, signal);
+    if (!socket || socket.bufferedAmount <= this.maxBufferedBytes) return true;
+    const limits = { maxBufferedBytes: this.maxBufferedBytes, timeoutMs: this.slowConsumerTimeoutMs };
+    const room = await waitForRoom(socket, limits, signal);
     if (!room && !signal.aborted) this.metrics.slowConsumersDropped.inc();
     return room;
   }
