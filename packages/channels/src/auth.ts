@@ -64,13 +64,27 @@ function hmacKey(secret: string, usage: "sign" | "verify") {
   return key;
 }
 
+/** Signing keys of the last few secrets minted with (tests use several), each imported once. */
+const signingKeys = new Map<string, ReturnType<typeof hmacKey>>();
+const SIGNING_KEYS_KEPT = 8;
+
+function signingKey(secret: string) {
+  let key = signingKeys.get(secret);
+  if (!key) {
+    if (signingKeys.size >= SIGNING_KEYS_KEPT) signingKeys.delete(signingKeys.keys().next().value ?? "");
+    key = hmacKey(secret, "sign");
+    signingKeys.set(secret, key);
+  }
+  return key;
+}
+
 /** Signs a development token with the HS256 secret. */
-export function mintToken(secret: string, claims: Identity, expiresIn = "12h"): Promise<string> {
+export async function mintToken(secret: string, claims: Identity, expiresIn = "12h"): Promise<string> {
   const { sub, ...rest } = claims;
   return new SignJWT(rest)
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(sub)
     .setIssuedAt()
     .setExpirationTime(expiresIn)
-    .sign(new TextEncoder().encode(secret));
+    .sign(await signingKey(secret));
 }
