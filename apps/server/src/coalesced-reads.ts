@@ -1,4 +1,4 @@
-import type { ChannelStore } from "@wedsync/db";
+import type { ChannelRow, ChannelStore } from "@wedsync/db";
 
 const ignore = () => {};
 
@@ -62,15 +62,59 @@ export function batchHeads(
   };
 }
 
+/** Equal column values: Dates by time, JSON columns by content, the rest by identity. */
+function sameRow(a: object, b: object): boolean {
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  const keys = Object.keys(left);
+  if (keys.length !== Object.keys(right).length) return false;
+  for (const key of keys) {
+    const x = left[key];
+    const y = right[key];
+    if (x === y) continue;
+    if (x instanceof Date && y instanceof Date) {
+      if (x.getTime() !== y.getTime()) return false;
+    } else if (typeof x === "object" && x !== null && typeof y === "object" && y !== null) {
+      if (JSON.stringify(x) !== JSON.stringify(y)) return false;
+    } else return false;
+  }
+  return true;
+}
+
+/**
+ * Hands out one object per distinct row content: every subscribed stream keeps its channel's row
+ * (about 600 bytes with its dates and metadata), and a thousand subscribers of a channel that has
+ * not changed meanwhile need one copy, not a thousand. Remembers the last row of up to `capacity`
+ * keys; nobody mutates a row (the channel cache shares them the same way).
+ */
+export function rowInterner<Row extends object>(capacity = 10_000) {
+  const rows = new Map<string, Row>();
+  return (key: string, row: Row | undefined): Row | undefined => {
+    if (row === undefined) {
+      rows.delete(key);
+      return row;
+    }
+    const known = rows.get(key);
+    if (known !== undefined && sameRow(known, row)) return known;
+    if (known === undefined && rows.size >= capacity) {
+      const oldest = rows.keys().next().value;
+      if (oldest !== undefined) rows.delete(oldest);
+    }
+    rows.set(key, row);
+    return row;
+  };
+}
+
 /**
  * The store, with the reads every `channel.events` makes (the channel by name, then its head or
  * retained range once the stream listens) coalesced: a connect storm subscribing thousands of
  * clients asks the database once per channel (heads: once for all channels) and turn of the event
- * loop, not once per client. Rows are shared between callers, as the channel cache already shares them; nobody
- * mutates one. Every other method is the store's own.
+ * loop, not once per client. Channel rows are shared between callers (see rowInterner), as the
+ * channel cache already shares them; nobody mutates one. Every other method is the store's own.
  */
 export function withCoalescedReads(store: ChannelStore): ChannelStore {
-  const findChannel = coalesce((name) => store.findChannel(name));
+  const intern = rowInterner<ChannelRow>();
+  const findChannel = coalesce(async (name) => intern(name, await store.findChannel(name)));
   // The range as of when the shared read starts (after every caller's call), not each caller's `now`.
   const retainedRange = coalesce((channelId) => store.retainedRange(channelId, new Date()));
   const overrides: Partial<ChannelStore> = {

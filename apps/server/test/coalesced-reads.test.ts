@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { batchHeads, coalesce } from "../src/coalesced-reads.ts";
+import { batchHeads, coalesce, rowInterner } from "../src/coalesced-reads.ts";
 
 describe("coalesced reads", () => {
   it("calls with one key in one turn share a read that starts after all of them", async () => {
@@ -73,5 +73,36 @@ describe("batched channel heads", () => {
     ]);
     await heads(["one"]);
     expect(queries).toHaveLength(2);
+  });
+});
+
+describe("row interning", () => {
+  const row = (lastSeq: number, metadata: Record<string, unknown> = { a: 1 }) => ({
+    id: "c1",
+    lastSeq,
+    createdAt: new Date(1_000),
+    metadata,
+  });
+
+  it("hands out the first copy while the content is the same, a new one once it changed", () => {
+    const intern = rowInterner<ReturnType<typeof row>>();
+    const first = intern("ch", row(1))!;
+    expect(intern("ch", row(1))).toBe(first);
+    const changed = intern("ch", row(2))!;
+    expect(changed).not.toBe(first);
+    expect(changed.lastSeq).toBe(2);
+    expect(intern("ch", row(2, { a: 2 }))?.metadata).toEqual({ a: 2 });
+    // Gone: forgotten, and a recreated channel is not confused with the old row.
+    expect(intern("ch", undefined)).toBeUndefined();
+    const recreated = row(2, { a: 2 });
+    expect(intern("ch", recreated)).toBe(recreated);
+  });
+
+  it("keeps at most `capacity` keys", () => {
+    const intern = rowInterner<ReturnType<typeof row>>(2);
+    const a = intern("a", row(1))!;
+    intern("b", row(1));
+    intern("c", row(1));
+    expect(intern("a", row(1))).not.toBe(a);
   });
 });
