@@ -9,6 +9,7 @@ import {
 import { type DatabaseOptions, DrizzleChannelStores, openDatabase } from "@wedsync/db";
 import pino, { type Logger } from "pino";
 import { scheduleCleanup } from "./cleanup.ts";
+import { withCoalescedReads } from "./coalesced-reads.ts";
 import { scheduleHeadCheck } from "./head-check.ts";
 import { resolveJwtSecret } from "./jwt-secret.ts";
 import { type RunningServer, startServer } from "./server.ts";
@@ -53,7 +54,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
   });
   const services = createChannelServices({
     config,
-    stores: new DrizzleChannelStores(database.db),
+    stores: withCoalescedReads(new DrizzleChannelStores(database.db)),
     bus,
     onBackgroundError: (error) => logger.error({ err: error }, "audit write failed"),
     resolveHost: options.resolveHost,

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TRPCError } from "@trpc/server";
@@ -14,8 +13,7 @@ import {
 } from "@wedsync/channels";
 import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
-import { ConnectionHealthMonitor } from "./connection-health.ts";
-import { capMessageRate } from "./message-rate.ts";
+import { ConnectionHealthMonitor, TOKEN_EXPIRED_CLOSE_CODE } from "./connection-health.ts";
 import { type HealthProbes, handleOpsRequest, registerDependencyGauge } from "./ops-routes.ts";
 import { handleInboundWebhook, INBOUND_WEBHOOK_PATH } from "./webhook-routes.ts";
 
@@ -41,20 +39,10 @@ export interface RunningServer {
 
 const TRPC_PATH = "/trpc";
 
-export const TOKEN_EXPIRED_CLOSE_CODE = 4001;
-/** setTimeout's ceiling; a token valid for longer is re-checked when the connection next reconnects. */
-const MAX_TIMER_MS = 2_147_483_647;
-const CLOCK_SKEW_MS = 5_000;
+export { TOKEN_EXPIRED_CLOSE_CODE };
 
-/** A socket's identity is fixed at connect: when its token expires, the client must reconnect with a fresh one. */
-function closeAtExpiry(socket: WebSocket, expiresAt: Date) {
-  const timer = setTimeout(
-    () => socket.close(TOKEN_EXPIRED_CLOSE_CODE, "token expired: reconnect with a fresh token"),
-    // Verification allows the same clock skew, so a just-expired token is not closed in a loop.
-    Math.min(Math.max(0, expiresAt.getTime() + CLOCK_SKEW_MS - Date.now()), MAX_TIMER_MS),
-  );
-  socket.once("close", () => clearTimeout(timer));
-}
+/** Verification allows the same clock skew, so a just-expired token is not closed in a loop. */
+const CLOCK_SKEW_MS = 5_000;
 
 /**
  * Behind our proxy, the address it saw is the LAST X-Forwarded-For entry: earlier entries come
@@ -80,7 +68,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!token) return { identity: null, services, socket };
     try {
       const { expiresAt, ...identity } = await options.verifyToken(token);
-      if (socket) closeAtExpiry(socket, expiresAt);
+      // A socket's identity is fixed at connect: when its token expires, the client must reconnect
+      // with a fresh one.
+      if (socket) health.closeAt(socket, expiresAt.getTime() + CLOCK_SKEW_MS);
       return { identity, services, socket };
     } catch (error) {
       metrics.authFailures.inc();
@@ -112,6 +102,30 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createContext: ({ req }) => contextFor(bearer(req)),
     onError,
   });
+
+  const health = new ConnectionHealthMonitor({
+    intervalMs: config.CHANNELS_HEARTBEAT_MS,
+    timeoutMs: config.CHANNELS_HEARTBEAT_TIMEOUT_MS,
+    maxBufferedBytes: config.CHANNELS_MAX_BUFFERED_BYTES,
+    maxMessagesPerSecond: config.CHANNELS_RATE_MESSAGES_PER_CONNECTION,
+    logger,
+    onTerminated: () => metrics.heartbeatTimeouts.inc(),
+    onRateExceeded: () => metrics.rateLimited.inc(),
+    onClosed: (connection, code, reason) => {
+      metrics.connections.dec();
+      if (logger.isLevelEnabled("debug"))
+        logger.debug(
+          {
+            connectionId: connection.id,
+            code,
+            reason: reason.toString(),
+            aliveMs: Date.now() - connection.connectedAt,
+          },
+          "connection closed",
+        );
+    },
+  });
+  health.startHeartbeat();
 
   registerDependencyGauge(services, options.health);
   let draining = false;
@@ -156,14 +170,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   });
 
-  const health = new ConnectionHealthMonitor({
-    intervalMs: config.CHANNELS_HEARTBEAT_MS,
-    timeoutMs: config.CHANNELS_HEARTBEAT_TIMEOUT_MS,
-    maxBufferedBytes: config.CHANNELS_MAX_BUFFERED_BYTES,
-    logger,
-    onTerminated: () => metrics.heartbeatTimeouts.inc(),
-  });
-  health.startHeartbeat();
   const connectsPerIp = services.bus.rateLimiter({
     name: "connect-ip",
     points: config.CHANNELS_RATE_CONNECTIONS_PER_IP_PER_MIN,
@@ -184,20 +190,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return refuse("429 Too Many Requests", `Retry-After: ${Math.ceil(decision.retryAfterMs / 1000)}\r\n`);
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const connectionId = randomUUID();
-      const openedAt = Date.now();
       metrics.connections.inc();
-      health.track(ws, { id: connectionId, ip });
-      capMessageRate(ws, config.CHANNELS_RATE_MESSAGES_PER_CONNECTION, () => metrics.rateLimited.inc());
-      logger.debug({ connectionId, ip }, "connection opened");
-      ws.once("close", (code, reason) => {
-        metrics.connections.dec();
-        logger.debug(
-          { connectionId, code, reason: reason.toString(), aliveMs: Date.now() - openedAt },
-          "connection closed",
-        );
-      });
-      wss.emit("connection", ws, req);
+      // Heartbeats, the message-rate cap, token expiry and the close bookkeeping: one record.
+      const connection = health.track(ws, { ip });
+      if (logger.isLevelEnabled("debug"))
+        logger.debug({ connectionId: connection.id, ip }, "connection opened");
+      // tRPC's handler keeps the request it is given for the socket's whole life, and reads only its
+      // URL (for ?connectionParams=1) and Host; the IncomingMessage itself (headers, raw headers,
+      // stream state: about 1 KiB) can go once the upgrade is done.
+      const upgradeRequest = { url: req.url, headers: { host: req.headers.host } };
+      wss.emit("connection", ws, upgradeRequest as IncomingMessage);
     });
   });
 

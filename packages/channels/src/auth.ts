@@ -29,8 +29,11 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
     const keys = createRemoteJWKSet(new URL(settings.jwksUrl));
     verify = async (token) => (await jwtVerify(token, keys, options)).payload;
   } else if (settings.secret) {
-    const key = new TextEncoder().encode(settings.secret);
-    verify = async (token) => (await jwtVerify(token, key, { ...options, algorithms: ["HS256"] })).payload;
+    // Imported once: given the raw bytes, jose imports a key on every verification (more than half
+    // of what verifying a connection's token costs).
+    const key = hmacKey(settings.secret, "verify");
+    const hs256 = { ...options, algorithms: ["HS256"] };
+    verify = async (token) => (await jwtVerify(token, await key, hs256)).payload;
   } else {
     throw new TokenError("no CHANNELS_JWT_SECRET or CHANNELS_JWKS_URL configured");
   }
@@ -48,13 +51,40 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
   };
 }
 
+/** The HS256 key for `secret`; a failed import rejects where the key is awaited, not unhandled. */
+function hmacKey(secret: string, usage: "sign" | "verify") {
+  const key = crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    [usage],
+  );
+  key.catch(() => {});
+  return key;
+}
+
+/** Signing keys of the last few secrets minted with (tests use several), each imported once. */
+const signingKeys = new Map<string, ReturnType<typeof hmacKey>>();
+const SIGNING_KEYS_KEPT = 8;
+
+function signingKey(secret: string) {
+  let key = signingKeys.get(secret);
+  if (!key) {
+    if (signingKeys.size >= SIGNING_KEYS_KEPT) signingKeys.delete(signingKeys.keys().next().value ?? "");
+    key = hmacKey(secret, "sign");
+    signingKeys.set(secret, key);
+  }
+  return key;
+}
+
 /** Signs a development token with the HS256 secret. */
-export function mintToken(secret: string, claims: Identity, expiresIn = "12h"): Promise<string> {
+export async function mintToken(secret: string, claims: Identity, expiresIn = "12h"): Promise<string> {
   const { sub, ...rest } = claims;
   return new SignJWT(rest)
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(sub)
     .setIssuedAt()
     .setExpirationTime(expiresIn)
-    .sign(new TextEncoder().encode(secret));
+    .sign(await signingKey(secret));
 }

@@ -60,8 +60,8 @@ export class LocalFanout {
     return this.bus.publish(topic, `${this.origin}|${json}`);
   }
 
-  /** Resolves once live messages for the channel reach the listener; call the result to stop. */
-  async listen(channelId: string, listener: FanoutListener): Promise<() => void> {
+  /** Resolves once live messages for the channel reach the listener; `unlisten` stops them. */
+  async listen(channelId: string, listener: FanoutListener): Promise<void> {
     const topic = topicOf(channelId);
     let set = this.listeners.get(topic);
     if (!set) {
@@ -71,7 +71,19 @@ export class LocalFanout {
     }
     set.add(listener);
     await this.confirming.get(topic);
-    return () => this.unlisten(topic, listener);
+  }
+
+  /** Stops what `listen` started (no closure per listener: a stream lives as long as its socket). */
+  unlisten(channelId: string, listener: FanoutListener) {
+    const topic = topicOf(channelId);
+    const set = this.listeners.get(topic);
+    if (!set?.delete(listener) || set.size > 0) return;
+    this.listeners.delete(topic);
+    this.unconfirmed.delete(topic);
+    this.seen.delete(topic);
+    this.bus.unsubscribe(topic).catch(() => {
+      // A failed unsubscribe only leaves frames this instance ignores.
+    });
   }
 
   /** Calls `revoke` when `userId` loses a grant on the channel (on any instance); call the result to stop. */
@@ -110,17 +122,6 @@ export class LocalFanout {
       )
       .finally(() => this.confirming.delete(topic));
     this.confirming.set(topic, confirmed);
-  }
-
-  private unlisten(topic: string, listener: FanoutListener) {
-    const set = this.listeners.get(topic);
-    if (!set?.delete(listener) || set.size > 0) return;
-    this.listeners.delete(topic);
-    this.unconfirmed.delete(topic);
-    this.seen.delete(topic);
-    this.bus.unsubscribe(topic).catch(() => {
-      // A failed unsubscribe only leaves frames this instance ignores.
-    });
   }
 
   private dispatch(topic: string, frame: string) {

@@ -42,134 +42,189 @@ const UNCLAIMED_STREAM_MS = 30_000;
  */
 export async function openChannelStream(options: StreamOptions) {
   const inbox = new Inbox(options.inboxCapacity, options.userId);
-  const stopListening = await options.fanout.listen(options.channel.id, inbox);
+  await options.fanout.listen(options.channel.id, inbox);
   let range: RetainedRange;
   try {
-    range = await options.store.retainedRange(options.channel.id, new Date());
+    range = await readRange(options);
   } catch (error) {
-    stopListening();
+    options.fanout.unlisten(options.channel.id, inbox);
     throw error;
   }
-  const end = () => {
-    stopListening();
-    options.onEnd?.();
-  };
-  const claim = { state: "waiting" as "waiting" | "claimed" | "abandoned" };
-  const unclaimed = setTimeout(() => {
-    if (claim.state !== "waiting") return;
-    claim.state = "abandoned";
-    end();
-  }, UNCLAIMED_STREAM_MS);
-  unclaimed.unref();
-  return stream(
-    options,
-    inbox,
-    range,
-    () => {
-      if (claim.state === "abandoned") return false;
-      claim.state = "claimed";
-      clearTimeout(unclaimed);
-      return true;
-    },
-    end,
-  );
+  return new ChannelStream(options, inbox).run(range);
 }
 
-async function* stream(
-  options: StreamOptions,
-  inbox: Inbox,
-  range: RetainedRange,
-  claim: () => boolean,
-  end: () => void,
-) {
-  if (!claim()) return;
-  const { store, metrics, channel, signal } = options;
-  metrics.subscriptions.inc();
+/**
+ * Where the stream starts, read after it listens. A stream from the head (no cursor: every fresh
+ * subscription) needs only the head, the cheapest read, which the store can answer for many
+ * channels at once; a resume also needs what retention still keeps.
+ */
+async function readRange(options: StreamOptions): Promise<RetainedRange> {
+  const { store, channel } = options;
+  if (options.afterSeq !== null) return store.retainedRange(channel.id, new Date());
+  const [head] = await store.channelHeads([channel.id]);
+  // A channel deleted meanwhile has no head, like retainedRange's answer for it.
+  return { oldestSeq: null, lastSeq: head?.lastSeq ?? 0 };
+}
 
-  const reset = (reason: ChannelReset["reason"], oldestSeq: number | null, atSeq: number) =>
-    tracked<ChannelReset>(messageId(channel.id, atSeq), {
+function abandon(stream: ChannelStream) {
+  stream.abandon();
+}
+
+/**
+ * One subscriber's stream. A class rather than closures over `options`: an idle stream lives as
+ * long as its connection, and what it keeps (these fields, methods shared on the prototype) is
+ * what each subscribed connection costs.
+ */
+class ChannelStream {
+  private readonly store: ChannelStore;
+  private readonly fanout: LocalFanout;
+  private readonly metrics: Metrics;
+  private readonly channel: ChannelRow;
+  private readonly signal: AbortSignal;
+  private readonly afterSeq: number | null;
+  private readonly otherEpoch: boolean;
+  private readonly stillAllowed: () => Promise<boolean>;
+  private readonly onEnd: (() => void) | undefined;
+  private readonly socket: OutboundSocket | undefined;
+  private readonly maxBufferedBytes: number;
+  private readonly slowConsumerTimeoutMs: number;
+  private readonly pageSize: number;
+  private claim: "waiting" | "claimed" | "abandoned" = "waiting";
+  private unclaimed: NodeJS.Timeout | undefined;
+
+  constructor(
+    options: StreamOptions,
+    private readonly inbox: Inbox,
+  ) {
+    this.store = options.store;
+    this.fanout = options.fanout;
+    this.metrics = options.metrics;
+    this.channel = options.channel;
+    this.signal = options.signal;
+    this.afterSeq = options.afterSeq;
+    this.otherEpoch = options.otherEpoch ?? false;
+    this.stillAllowed = options.stillAllowed;
+    this.onEnd = options.onEnd;
+    this.socket = options.socket;
+    this.maxBufferedBytes = options.sendLimits.maxBufferedBytes;
+    this.slowConsumerTimeoutMs = options.sendLimits.timeoutMs;
+    this.pageSize = options.pageSize;
+    this.unclaimed = setTimeout(abandon, UNCLAIMED_STREAM_MS, this);
+    this.unclaimed.unref();
+  }
+
+  /** Ends a stream nobody started reading (see UNCLAIMED_STREAM_MS). */
+  abandon() {
+    if (this.claim !== "waiting") return;
+    this.claim = "abandoned";
+    this.end();
+  }
+
+  private end() {
+    this.fanout.unlisten(this.channel.id, this.inbox);
+    this.onEnd?.();
+  }
+
+  async *run(range: RetainedRange) {
+    if (this.claim === "abandoned") return;
+    this.claim = "claimed";
+    clearTimeout(this.unclaimed);
+    this.unclaimed = undefined;
+    const { metrics, signal, inbox } = this;
+    metrics.subscriptions.inc();
+    try {
+      let cursor: number;
+      if (this.afterSeq === null) {
+        cursor = range.lastSeq;
+      } else if (this.afterSeq > range.lastSeq) {
+        yield this.reset("unknown", range.oldestSeq, range.lastSeq);
+        cursor = range.lastSeq;
+      } else {
+        if (this.otherEpoch) yield this.reset("unknown", range.oldestSeq, 0);
+        const caughtUp = yield* this.catchUp(this.afterSeq, range.lastSeq);
+        if (caughtUp === null) return;
+        cursor = caughtUp;
+      }
+
+      while (!signal.aborted) {
+        if (inbox.takeRevoked() && !(await this.stillAllowed())) {
+          throw new TRPCError({
+            code: "FORBIDDEN",
+            message: `your access to ${this.channel.name} was revoked`,
+          });
+        }
+        if (inbox.takeLost()) {
+          metrics.resyncs.inc();
+          const caughtUp = yield* this.catchUp(cursor, cursor);
+          if (caughtUp === null) return;
+          cursor = caughtUp;
+          continue;
+        }
+        const message = inbox.take();
+        if (!message) {
+          await inbox.wait(signal);
+          continue;
+        }
+        if (message.seq <= cursor) continue;
+        if (message.seq > cursor + 1) {
+          const caughtUp = yield* this.catchUp(cursor, message.seq - 1);
+          if (caughtUp === null) return;
+          cursor = caughtUp;
+        }
+        if (message.seq <= cursor) continue;
+        if (!(await this.hasRoom())) return;
+        metrics.deliveryLatency.observe((Date.now() - message.sentAt.getTime()) / 1000);
+        yield this.deliver(message);
+        cursor = message.seq;
+      }
+    } finally {
+      metrics.subscriptions.dec();
+      this.end();
+    }
+  }
+
+  private reset(reason: ChannelReset["reason"], oldestSeq: number | null, atSeq: number) {
+    return tracked<ChannelReset>(messageId(this.channel.id, atSeq), {
       type: "reset",
-      channel: channel.name,
+      channel: this.channel.name,
       reason,
       oldestSeq,
     });
-  const deliver = (message: ChannelMessage) => {
-    metrics.deliveries.inc();
-    return tracked(message.id, message);
-  };
-  /** False once the socket stayed full too long and was closed: the stream ends, the client resumes. */
-  const hasRoom = async () => {
-    const { socket } = options;
-    if (!socket || socket.bufferedAmount <= options.sendLimits.maxBufferedBytes) return true;
-    const room = await waitForRoom(socket, options.sendLimits, signal);
-    if (!room && !signal.aborted) metrics.slowConsumersDropped.inc();
-    return room;
-  };
+  }
 
-  /** Replays stored messages after `cursor`; ends at `head` at least, announcing what retention took. */
-  async function* catchUp(from: number, head: number) {
+  private deliver(message: ChannelMessage) {
+    this.metrics.deliveries.inc();
+    return tracked(message.id, message);
+  }
+
+  /** False once the socket stayed full too long and was closed: the stream ends, the client resumes. */
+  private async hasRoom() {
+    const { socket, signal } = this;
+    if (!socket || socket.bufferedAmount <= this.maxBufferedBytes) return true;
+    const limits = { maxBufferedBytes: this.maxBufferedBytes, timeoutMs: this.slowConsumerTimeoutMs };
+    const room = await waitForRoom(socket, limits, signal);
+    if (!room && !signal.aborted) this.metrics.slowConsumersDropped.inc();
+    return room;
+  }
+
+  /** Replays stored messages after `from`; ends at `head` at least, announcing what retention took. */
+  private async *catchUp(from: number, head: number) {
+    const { channel, signal } = this;
     let cursor = from;
     for (;;) {
-      const rows = await store.readMessages(channel.id, cursor, options.pageSize, new Date());
+      const rows = await this.store.readMessages(channel.id, cursor, this.pageSize, new Date());
       for (const row of rows) {
-        if (!(await hasRoom())) return null;
-        if (row.seq > cursor + 1) yield reset("retention", row.seq, row.seq - 1);
-        yield deliver(toChannelMessage(row, channel.name));
+        if (!(await this.hasRoom())) return null;
+        if (row.seq > cursor + 1) yield this.reset("retention", row.seq, row.seq - 1);
+        yield this.deliver(toChannelMessage(row, channel.name));
         cursor = row.seq;
       }
-      if (rows.length < options.pageSize || signal.aborted) break;
+      if (rows.length < this.pageSize || signal.aborted) break;
     }
     if (cursor < head) {
-      yield reset("retention", null, head);
+      yield this.reset("retention", null, head);
       cursor = head;
     }
     return cursor;
-  }
-
-  try {
-    let cursor: number;
-    if (options.afterSeq === null) {
-      cursor = range.lastSeq;
-    } else if (options.afterSeq > range.lastSeq) {
-      yield reset("unknown", range.oldestSeq, range.lastSeq);
-      cursor = range.lastSeq;
-    } else {
-      if (options.otherEpoch) yield reset("unknown", range.oldestSeq, 0);
-      const caughtUp = yield* catchUp(options.afterSeq, range.lastSeq);
-      if (caughtUp === null) return;
-      cursor = caughtUp;
-    }
-
-    while (!signal.aborted) {
-      if (inbox.takeRevoked() && !(await options.stillAllowed())) {
-        throw new TRPCError({ code: "FORBIDDEN", message: `your access to ${channel.name} was revoked` });
-      }
-      if (inbox.takeLost()) {
-        metrics.resyncs.inc();
-        const caughtUp = yield* catchUp(cursor, cursor);
-        if (caughtUp === null) return;
-        cursor = caughtUp;
-        continue;
-      }
-      const message = inbox.take();
-      if (!message) {
-        await inbox.wait(signal);
-        continue;
-      }
-      if (message.seq <= cursor) continue;
-      if (message.seq > cursor + 1) {
-        const caughtUp = yield* catchUp(cursor, message.seq - 1);
-        if (caughtUp === null) return;
-        cursor = caughtUp;
-      }
-      if (message.seq <= cursor) continue;
-      if (!(await hasRoom())) return;
-      metrics.deliveryLatency.observe((Date.now() - message.sentAt.getTime()) / 1000);
-      yield deliver(message);
-      cursor = message.seq;
-    }
-  } finally {
-    metrics.subscriptions.dec();
-    end();
   }
 }

@@ -30,6 +30,12 @@ export class PresenceManager {
   private readonly names = new Map<string, string>();
   private readonly watchers = new Map<string, Set<Watcher>>();
   private timers: NodeJS.Timeout[] = [];
+  /**
+   * Client ids are this prefix (random per manager, so unique across instances) and a counter: a
+   * randomUUID() per join stays in memory as a tree of some fifteen concatenated strings.
+   */
+  private readonly clientPrefix = `${randomUUID()}:`;
+  private clientCount = 0;
 
   constructor(
     private readonly bus: Bus,
@@ -65,7 +71,7 @@ export class PresenceManager {
    */
   async join(channelId: string, channelName: string, userId: string): Promise<() => Promise<void>> {
     const entry: PresenceEntry = {
-      clientId: randomUUID(),
+      clientId: this.clientPrefix + (++this.clientCount).toString(36),
       userId,
       instanceId: this.instanceId,
       joinedAt: Date.now(),

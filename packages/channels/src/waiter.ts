@@ -1,22 +1,35 @@
-/** One reader waiting for "something happened", woken by a producer or by an abort. */
+/**
+ * One reader waiting for "something happened", woken by a producer or by an abort. The Waiter is
+ * itself the abort listener (`handleEvent`): an idle stream always has a wait pending, and this
+ * keeps it to the promise and one listener entry, with no closures per wait.
+ */
 export class Waiter {
-  private wakeUp: (() => void) | undefined;
+  private resolve: (() => void) | undefined;
+  private signal: AbortSignal | undefined;
 
   /** Resolves on the next wake() or when the signal aborts; never rejects. */
   wait(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return Promise.resolve();
+    // A wait replacing one that is still pending settles it first, as a wake would.
+    this.wake();
     return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        this.wakeUp = undefined;
-        resolve();
-      };
-      this.wakeUp = done;
-      signal.addEventListener("abort", done, { once: true });
+      this.resolve = resolve;
+      this.signal = signal;
+      signal.addEventListener("abort", this, { once: true });
     });
   }
 
   wake() {
-    this.wakeUp?.();
+    const { resolve, signal } = this;
+    if (!resolve) return;
+    this.resolve = undefined;
+    this.signal = undefined;
+    signal?.removeEventListener("abort", this);
+    resolve();
+  }
+
+  /** The abort listener. */
+  handleEvent() {
+    this.wake();
   }
 }

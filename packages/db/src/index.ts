@@ -13,4 +13,4 @@ export type {
   WebhookRow,
 } from "./schema.ts";
 export * as schema from "./schema.ts";
-export { SERVICE_ACTOR, type StoreActor } from "./store-actor.ts";
+export { SERVICE_ACTOR, type StoreActor, settingsKey } from "./store-actor.ts";

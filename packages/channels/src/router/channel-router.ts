@@ -124,7 +124,7 @@ export const channelRouter = router({
       const events = await manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
       return next({ ctx: { events } });
     })
-    .subscription(async function* ({ ctx }) {
-      yield* ctx.events;
-    }),
+    // The stream itself, not an async generator around it: a second generator layer would be kept
+    // (with its pending request and promises) for every subscribed connection.
+    .subscription(({ ctx }) => ctx.events),
 });
