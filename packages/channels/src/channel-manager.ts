@@ -289,7 +289,6 @@ export class ChannelManager {
     socket?: OutboundSocket,
   ) {
     const { channel } = opened;
-    const store = this.storeOf(identity);
     const releaseSlot = this.takeSlot(socket);
     const leavePresence = await this.deps.presence
       .join(channel.id, channel.name, identity.sub)
@@ -304,7 +303,7 @@ export class ChannelManager {
     return openChannelStream({
       ...opened,
       onEnd: leave,
-      store,
+      store: () => this.storeOf(identity),
       fanout: this.deps.fanout,
       metrics: this.deps.metrics,
       signal,

@@ -7,7 +7,11 @@ import type { Metrics } from "./metrics.ts";
 import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
 
 export interface StreamOptions {
-  store: ChannelStore;
+  /**
+   * The subscriber's view of the store, made when needed: a stream reads it only when it starts and
+   * when it must catch up, and an idle connection should not keep a view (and its helpers) alive.
+   */
+  store: () => ChannelStore;
   fanout: LocalFanout;
   metrics: Metrics;
   channel: ChannelRow;
@@ -59,7 +63,8 @@ export async function openChannelStream(options: StreamOptions) {
  * channels at once; a resume also needs what retention still keeps.
  */
 async function readRange(options: StreamOptions): Promise<RetainedRange> {
-  const { store, channel } = options;
+  const store = options.store();
+  const { channel } = options;
   if (options.afterSeq !== null) return store.retainedRange(channel.id, new Date());
   const [head] = await store.channelHeads([channel.id]);
   // A channel deleted meanwhile has no head, like retainedRange's answer for it.
@@ -76,7 +81,7 @@ function abandon(stream: ChannelStream) {
  * what each subscribed connection costs.
  */
 class ChannelStream {
-  private readonly store: ChannelStore;
+  private readonly store: () => ChannelStore;
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
   private readonly channel: ChannelRow;
@@ -212,7 +217,7 @@ class ChannelStream {
     const { channel, signal } = this;
     let cursor = from;
     for (;;) {
-      const rows = await this.store.readMessages(channel.id, cursor, this.pageSize, new Date());
+      const rows = await this.store().readMessages(channel.id, cursor, this.pageSize, new Date());
       for (const row of rows) {
         if (!(await this.hasRoom())) return null;
         if (row.seq > cursor + 1) yield this.reset("retention", row.seq, row.seq - 1);
