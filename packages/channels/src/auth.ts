@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import { type Identity, identityClaimsSchema } from "./identity.ts";
+import { VerifiedTokens } from "./verified-tokens.ts";
 
 export interface TokenSettings {
   /** HS256 key: the UTF-8 bytes of CHANNELS_JWT_SECRET. */
@@ -37,7 +38,10 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
   } else {
     throw new TokenError("no CHANNELS_JWT_SECRET or CHANNELS_JWKS_URL configured");
   }
+  const verified = new VerifiedTokens<Identity & { expiresAt: Date }>();
   return async (token) => {
+    const known = verified.get(token);
+    if (known) return known;
     let payload: JWTPayload;
     try {
       payload = await verify(token);
@@ -47,7 +51,9 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
     const claims = identityClaimsSchema.safeParse(payload);
     if (!claims.success)
       throw new TokenError(`token claims are malformed: ${claims.error.issues[0]?.message}`);
-    return { ...claims.data, expiresAt: new Date((payload.exp ?? 0) * 1000) };
+    const identity = { ...claims.data, expiresAt: new Date((payload.exp ?? 0) * 1000) };
+    verified.set(token, identity);
+    return identity;
   };
 }
 
