@@ -17,14 +17,20 @@ const post = (channelName: string, body: string) => ({
   payload: { text: body },
 });
 
+/** A supplier dashboard, its owner, and a planner of another supplier to share it with. */
+async function dashboardAndGuest() {
+  const s = uid("s");
+  const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
+  const guestId = uid("planner");
+  const guest = server.client({ sub: guestId, role: "supplier", suppliers: [uid("other")] });
+  const name = `supplier:dashboard:${s}`;
+  await owner.trpc.channel.create.mutate({ scope: "supplier", entity: "dashboard", entityId: s });
+  return { owner, guest, guestId, name };
+}
+
 describe("channel.grant / channel.revoke", () => {
   it("a grantee reads and publishes; after revoke its live stream ends FORBIDDEN and access is gone", async () => {
-    const s = uid("s");
-    const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
-    const guestId = uid("planner");
-    const guest = server.client({ sub: guestId, role: "supplier", suppliers: [uid("other")] });
-    const name = `supplier:dashboard:${s}`;
-    await owner.trpc.channel.create.mutate({ scope: "supplier", entity: "dashboard", entityId: s });
+    const { owner, guest, guestId, name } = await dashboardAndGuest();
 
     expect(await codeOf(guest.trpc.channel.subscribe.mutate({ channelName: name }))).toBe("FORBIDDEN");
     expect(await owner.trpc.channel.grant.mutate({ channelName: name, userId: guestId })).toEqual({
@@ -73,12 +79,7 @@ describe("channel.grant / channel.revoke", () => {
   });
 
   it("revoking a grant also ends the grantee's presence watch with FORBIDDEN", async () => {
-    const s = uid("s");
-    const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
-    const guestId = uid("planner");
-    const guest = server.client({ sub: guestId, role: "supplier", suppliers: [uid("other")] });
-    const name = `supplier:dashboard:${s}`;
-    await owner.trpc.channel.create.mutate({ scope: "supplier", entity: "dashboard", entityId: s });
+    const { owner, guest, guestId, name } = await dashboardAndGuest();
     await owner.trpc.channel.grant.mutate({ channelName: name, userId: guestId });
     let watch!: { unsubscribe(): void };
     const ended = new Promise<unknown>((resolve) => {

@@ -172,13 +172,9 @@ CREATE POLICY channels_insert ON websocket_channels FOR INSERT TO wedsync_app WI
 --> statement-breakpoint
 -- Appends move the head (publishers: owners, webhooks on their channels, grantees except on venue
 -- broadcasts); webhook changes move webhook_count (owners). The column grants keep the rest out of reach.
+-- (Without WITH CHECK, an UPDATE policy checks the new row with its USING expression too.)
 CREATE POLICY channels_update ON websocket_channels FOR UPDATE TO wedsync_app
 USING (
-  wedsync_owns(scope, entity, entity_id, created_by)
-  OR wedsync_webhook_target(scope, entity)
-  OR (scope <> 'venue' AND wedsync_granted(id))
-)
-WITH CHECK (
   wedsync_owns(scope, entity, entity_id, created_by)
   OR wedsync_webhook_target(scope, entity)
   OR (scope <> 'venue' AND wedsync_granted(id))
@@ -202,8 +198,7 @@ CREATE POLICY subscriptions_insert ON channel_subscriptions FOR INSERT TO wedsyn
 --> statement-breakpoint
 -- Users move their own cursor and (un)subscribe themselves; owners end a revoked user's subscription.
 CREATE POLICY subscriptions_update ON channel_subscriptions FOR UPDATE TO wedsync_app
-USING (wedsync_is(user_id) OR wedsync_owns_channel(channel_id))
-WITH CHECK (wedsync_is(user_id) OR wedsync_owns_channel(channel_id));
+USING (wedsync_is(user_id) OR wedsync_owns_channel(channel_id));
 --> statement-breakpoint
 -- A message is visible when its channel is, except to admins (metadata only, never payloads).
 CREATE POLICY messages_select ON channel_message_queue FOR SELECT TO wedsync_app USING (
@@ -254,7 +249,7 @@ CREATE POLICY outbox_select ON channel_webhook_outbox FOR SELECT TO wedsync_app
 USING (wedsync_owns_channel(channel_id));
 --> statement-breakpoint
 CREATE POLICY outbox_update ON channel_webhook_outbox FOR UPDATE TO wedsync_app
-USING (wedsync_actor_role() = 'service') WITH CHECK (wedsync_actor_role() = 'service');
+USING (wedsync_actor_role() = 'service');
 --> statement-breakpoint
 CREATE POLICY audit_select ON channel_audit_log FOR SELECT TO wedsync_app
 USING (wedsync_actor_role() IN ('service', 'admin'));

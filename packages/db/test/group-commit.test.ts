@@ -1,24 +1,18 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppendMessage, ChannelUnavailableError } from "../src/channel-store.ts";
-import { type DatabaseHandle, openDatabase } from "../src/client.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR, type StoreActor } from "../src/store-actor.ts";
-import { createFreshDatabase, postgresUrlForTests } from "./fresh-postgres.ts";
-
-const SUITE = "group commit: postgres";
-const adminUrl = postgresUrlForTests(SUITE);
-
-type Opened = { handle: DatabaseHandle; drop?: () => Promise<void> };
+import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
 
 /**
  * Appends that arrive while their channel's commit is in flight are committed together. Callers must not
  * be able to tell: every append resolves with its own row (or its own error), seqs stay gap-free and in
  * arrival order, idempotency keys still dedupe, and webhooks still get every message.
  */
-function groupCommitSuite(name: string, open: () => Promise<Opened>) {
+onEachDatabase("group commit", (name, open) => {
   describe(`group commit: ${name}`, () => {
-    let opened: Opened;
+    let opened: SuiteDatabase;
     let stores: DrizzleChannelStores;
     const couple = (sub: string, coupleId: string): StoreActor => ({
       kind: "user",
@@ -34,8 +28,7 @@ function groupCommitSuite(name: string, open: () => Promise<Opened>) {
       stores = new DrizzleChannelStores(opened.handle.db);
     });
     afterAll(async () => {
-      await opened?.handle.close();
-      await opened?.drop?.();
+      await opened?.close();
     });
 
     async function dashboard() {
@@ -155,17 +148,4 @@ function groupCommitSuite(name: string, open: () => Promise<Opened>) {
       );
     });
   });
-}
-
-groupCommitSuite("pglite", async () => ({ handle: await openDatabase({ memory: true }) }));
-
-if (adminUrl) {
-  groupCommitSuite("postgres", async () => {
-    const fresh = await createFreshDatabase(adminUrl);
-    return { handle: await openDatabase({ url: fresh.url }), drop: fresh.drop };
-  });
-} else {
-  describe.skip(SUITE, () => {
-    it("needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)", () => {});
-  });
-}
+});

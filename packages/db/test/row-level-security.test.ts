@@ -2,25 +2,20 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ChannelStore, type ChannelStores, ChannelUnavailableError } from "../src/channel-store.ts";
-import { type Database, type DatabaseHandle, openDatabase } from "../src/client.ts";
+import type { Database } from "../src/client.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import type { ChannelRow } from "../src/schema.ts";
 import { SERVICE_ACTOR, type StoreActor } from "../src/store-actor.ts";
-import { createFreshDatabase, postgresUrlForTests } from "./fresh-postgres.ts";
-
-const SUITE = "row level security: postgres";
-const adminUrl = postgresUrlForTests(SUITE);
-
-type Opened = { handle: DatabaseHandle; drop?: () => Promise<void> };
+import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
 
 /**
  * Wedding A (couple ca) and wedding B (couple cb) share one database. Whatever the server's code does, the
  * database itself must keep B's channels, subscriptions and messages away from A: the tests below speak
  * SQL directly as the server's role with A's settings, and through the store as A.
  */
-function rlsSuite(name: string, open: () => Promise<Opened>) {
+onEachDatabase("row level security", (name, open) => {
   describe(`row level security: ${name}`, () => {
-    let opened: Opened;
+    let opened: SuiteDatabase;
     let stores: ChannelStores;
     let service: ChannelStore;
     const tag = randomUUID().slice(0, 8);
@@ -92,8 +87,7 @@ function rlsSuite(name: string, open: () => Promise<Opened>) {
     });
 
     afterAll(async () => {
-      await opened?.handle.close();
-      await opened?.drop?.();
+      await opened?.close();
     });
 
     /** Raw SQL as the server's database role with the given settings, rolled back afterwards. */
@@ -284,17 +278,4 @@ function rlsSuite(name: string, open: () => Promise<Opened>) {
       ]);
     });
   });
-}
-
-rlsSuite("pglite", async () => ({ handle: await openDatabase({ memory: true }) }));
-
-if (adminUrl) {
-  rlsSuite("postgres", async () => {
-    const fresh = await createFreshDatabase(adminUrl);
-    return { handle: await openDatabase({ url: fresh.url }), drop: fresh.drop };
-  });
-} else {
-  describe.skip(SUITE, () => {
-    it("needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)", () => {});
-  });
-}
+});

@@ -1,21 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChannelStore } from "../src/channel-store.ts";
-import { type DatabaseHandle, openDatabase } from "../src/client.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR } from "../src/store-actor.ts";
-import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
+import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
 
 /**
  * DrizzleChannelStore keeps a per-instance hint of which channels have webhooks so appends to other
  * channels skip the outbox statement. Two stores on one database stand for two server instances: the
  * hint of one is stale after the other adds or removes a webhook, and no delivery may be lost for it.
  */
-function hintSuite(
-  name: string,
-  open: () => Promise<{ handle: DatabaseHandle; drop?: () => Promise<void> }>,
-) {
+onEachDatabase("webhook hints across instances", (name, open) => {
   describe(`webhook hints across instances: ${name}`, () => {
-    let opened: { handle: DatabaseHandle; drop?: () => Promise<void> } | undefined;
+    let opened: SuiteDatabase | undefined;
     let a: ChannelStore;
     let b: ChannelStore;
 
@@ -25,8 +21,7 @@ function hintSuite(
       b = new DrizzleChannelStores(opened.handle.db).as(SERVICE_ACTOR);
     });
     afterAll(async () => {
-      await opened?.handle.close();
-      await opened?.drop?.();
+      await opened?.close();
     });
 
     const append = (store: ChannelStore, channelId: string) =>
@@ -90,14 +85,4 @@ function hintSuite(
       await expect(append(a, "00000000-0000-4000-8000-000000000000")).rejects.toThrow(/does not exist/);
     });
   });
-}
-
-hintSuite("pglite", async () => ({ handle: await openDatabase({ memory: true }) }));
-
-const adminUrl = postgresUrlForTests("webhook hints: postgres");
-if (adminUrl) {
-  hintSuite("postgres", async () => {
-    const fresh: FreshPostgres = await createFreshDatabase(adminUrl, "channels_hints");
-    return { handle: await openDatabase({ url: fresh.url }), drop: () => fresh.drop() };
-  });
-}
+});
