@@ -4,12 +4,16 @@
  * verification, which a profile of the server at ~1,500 broadcasts/s put at about a tenth of its CPU.
  * An entry serves until its token expires, and never longer than `maxAgeMs` (a key withdrawn from a
  * JWKS stops its tokens within that). Tokens that failed verification are never kept.
+ *
+ * Small on purpose: what repeats is a busy HTTP client's token. A WebSocket's token is verified once
+ * per connection, and keeping ten thousand of them (~0.6 KiB each with the identity) would only add to
+ * what every idle connection costs.
  */
 export class VerifiedTokens<T extends { expiresAt: Date }> {
   private readonly entries = new Map<string, { value: T; until: number }>();
 
   constructor(
-    private readonly capacity = 10_000,
+    private readonly capacity = 1_000,
     private readonly maxAgeMs = 60_000,
   ) {}
 
