@@ -144,17 +144,11 @@ export function withCoalescedReads(stores: ChannelStores): ChannelStores {
     as(actor) {
       const store = stores.as(actor);
       const who = settingsKey(actor);
-      const overrides: Partial<ChannelStore> = {
-        findChannel: (name) => findChannel(`${who}\u0000${name}`, store),
-        retainedRange: (channelId) => retainedRange(`${who}\u0000${channelId}`, store),
+      // The actor's store with three methods replaced; every other method is the store's own.
+      return Object.assign(Object.create(store) as ChannelStore, {
+        findChannel: (name: string) => findChannel(`${who}\u0000${name}`, store),
+        retainedRange: (channelId: string) => retainedRange(`${who}\u0000${channelId}`, store),
         channelHeads,
-      };
-      return new Proxy(store, {
-        get(target, property) {
-          if (Object.hasOwn(overrides, property)) return overrides[property as keyof ChannelStore];
-          const value = Reflect.get(target, property, target);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
       });
     },
   };

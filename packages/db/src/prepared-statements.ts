@@ -10,22 +10,20 @@ type Sql = postgres.Sql;
  * plan is built once per connection and reused: the policies read the caller from settings at run time.
  */
 export function preparingEveryStatement(sql: Sql): Sql {
+  // Built once per client: drizzle reads `unsafe` for every statement it sends.
+  const unsafe = (query: string, args?: unknown[], options?: Record<string, unknown>) =>
+    sql.unsafe(query, args as postgres.ParameterOrJSON<never>[], { ...options, prepare: true });
+  const begin = (...args: unknown[]) => {
+    const work = args.pop() as (tx: Sql) => unknown;
+    return (sql.begin as (...a: unknown[]) => unknown)(...args, (tx: Sql) =>
+      work(preparingEveryStatement(tx)),
+    );
+  };
   return new Proxy(sql, {
     get(target, property, receiver) {
-      if (property === "unsafe") {
-        return (query: string, args?: unknown[], options?: Record<string, unknown>) =>
-          target.unsafe(query, args as postgres.ParameterOrJSON<never>[], { ...options, prepare: true });
-      }
-      if (property === "begin") {
-        return (...args: unknown[]) => {
-          const work = args.pop() as (tx: Sql) => unknown;
-          return (target.begin as (...a: unknown[]) => unknown)(...args, (tx: Sql) =>
-            work(preparingEveryStatement(tx)),
-          );
-        };
-      }
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (property === "unsafe") return unsafe;
+      if (property === "begin") return begin;
+      return Reflect.get(target, property, receiver);
     },
   });
 }
