@@ -4,6 +4,7 @@ import type { ChannelStore } from "../src/channel-store.ts";
 import { type DatabaseHandle, openDatabase } from "../src/client.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR } from "../src/store-actor.ts";
+import { appendInput, coupleDashboard } from "./fixtures.ts";
 import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
 
 const adminUrl = postgresUrlForTests("cleanup lock: postgres");
@@ -27,26 +28,10 @@ describe.runIf(adminUrl)("cleanup across instances (postgres)", () => {
   });
 
   it("skips while another instance holds the cleanup lock, then deletes once it is free", async () => {
-    const { channel } = await store.upsertChannel({
-      name: "supplier:dashboard:lock",
-      type: "private",
-      scope: "supplier",
-      entity: "dashboard",
-      entityId: "lock",
-      createdBy: "u",
-      metadata: {},
-    });
-    if (!channel) throw new Error("the service actor must see every channel");
+    const channel = await coupleDashboard(store);
     const past = new Date(Date.now() - 1_000);
     for (let i = 0; i < 3; i++) {
-      await store.appendMessage({
-        channelId: channel.id,
-        event: "message.posted",
-        payload: { text: `${i}` },
-        senderId: "u",
-        idempotencyKey: null,
-        expiresAt: past,
-      });
+      await store.appendMessage(appendInput(channel.id, { payload: { text: `${i}` }, expiresAt: past }));
     }
     const reserved = await otherInstance.reserve();
     await reserved`select pg_advisory_lock(hashtext('wedsync:cleanup:messages'))`;

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AppendMessage, ChannelUnavailableError } from "../src/channel-store.ts";
+import { ChannelUnavailableError } from "../src/channel-store.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR, type StoreActor } from "../src/store-actor.ts";
 import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
+import { appendInput, coupleDashboard } from "./fixtures.ts";
 
 /**
  * Appends that arrive while their channel's commit is in flight are committed together. Callers must not
@@ -33,32 +34,11 @@ onEachDatabase("group commit", (name, open) => {
 
     async function dashboard() {
       const coupleId = `c-${randomUUID().slice(0, 8)}`;
-      const { channel } = await stores.as(SERVICE_ACTOR).upsertChannel({
-        name: `couple:dashboard:${coupleId}`,
-        type: "private",
-        scope: "couple",
-        entity: "dashboard",
-        entityId: coupleId,
-        createdBy: "planner",
-        metadata: {},
-      });
-      if (!channel) throw new Error("the service actor must see every channel");
-      return { channel, coupleId };
+      return { channel: await coupleDashboard(stores.as(SERVICE_ACTOR), { coupleId }), coupleId };
     }
 
-    const input = (
-      channelId: string,
-      senderId: string,
-      n: number,
-      key: string | null = null,
-    ): AppendMessage => ({
-      channelId,
-      event: "timeline.updated",
-      payload: { n },
-      senderId,
-      idempotencyKey: key,
-      expiresAt: new Date(Date.now() + 3_600_000),
-    });
+    const input = (channelId: string, senderId: string, n: number, key: string | null = null) =>
+      appendInput(channelId, { event: "timeline.updated", payload: { n }, senderId, idempotencyKey: key });
 
     const stored = async (channelId: string) =>
       (await stores.as(SERVICE_ACTOR).readMessages(channelId, 0, 1_000, new Date())).map((row) => ({

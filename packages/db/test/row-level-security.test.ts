@@ -7,6 +7,7 @@ import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import type { ChannelRow } from "../src/schema.ts";
 import { SERVICE_ACTOR, type StoreActor } from "../src/store-actor.ts";
 import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
+import { appendInput } from "./fixtures.ts";
 
 /**
  * Wedding A (couple ca) and wedding B (couple cb) share one database. Whatever the server's code does, the
@@ -57,14 +58,8 @@ onEachDatabase("row level security", (name, open) => {
       return channel;
     }
 
-    const message = (channelId: string, senderId: string) => ({
-      channelId,
-      event: "timeline.updated",
-      payload: { ceremony: "15:00" },
-      senderId,
-      idempotencyKey: null,
-      expiresAt: new Date(Date.now() + 3_600_000),
-    });
+    const message = (channelId: string, senderId: string) =>
+      appendInput(channelId, { event: "timeline.updated", payload: { ceremony: "15:00" }, senderId });
 
     beforeAll(async () => {
       opened = await open();

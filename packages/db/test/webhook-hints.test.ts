@@ -3,6 +3,7 @@ import type { ChannelStore } from "../src/channel-store.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
+import { appendInput, coupleDashboard } from "./fixtures.ts";
 
 /**
  * DrizzleChannelStore keeps a per-instance hint of which channels have webhooks so appends to other
@@ -24,28 +25,10 @@ onEachDatabase("webhook hints across instances", (name, open) => {
       await opened?.close();
     });
 
-    const append = (store: ChannelStore, channelId: string) =>
-      store.appendMessage({
-        channelId,
-        event: "message.posted",
-        payload: { text: "hi" },
-        senderId: "s",
-        idempotencyKey: null,
-        expiresAt: new Date(Date.now() + 3_600_000),
-      });
+    const append = (store: ChannelStore, channelId: string) => store.appendMessage(appendInput(channelId));
 
     it("a webhook added on another instance gets the next message; a removed one gets nothing more", async () => {
-      const id = `hint-${Math.random().toString(36).slice(2)}`;
-      const { channel } = await a.upsertChannel({
-        name: `couple:dashboard:${id}`,
-        type: "private",
-        scope: "couple",
-        entity: "dashboard",
-        entityId: id,
-        createdBy: "u",
-        metadata: {},
-      });
-      if (!channel) throw new Error("the service actor must see every channel");
+      const channel = await coupleDashboard(a);
       await append(a, channel.id); // a: "no webhooks" (plain statement)
       const hook = await b.addWebhook({
         channelId: channel.id,

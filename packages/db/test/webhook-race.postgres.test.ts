@@ -4,6 +4,7 @@ import type { ChannelStore } from "../src/channel-store.ts";
 import { type DatabaseHandle, openDatabase } from "../src/client.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR } from "../src/store-actor.ts";
+import { appendInput, coupleDashboard } from "./fixtures.ts";
 import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
 
 const adminUrl = postgresUrlForTests("webhook race: postgres");
@@ -36,29 +37,8 @@ describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
     await fresh?.drop();
   });
 
-  async function newChannel() {
-    const id = `race-${Math.random().toString(36).slice(2)}`;
-    const { channel } = await a.upsertChannel({
-      name: `couple:dashboard:${id}`,
-      type: "private",
-      scope: "couple",
-      entity: "dashboard",
-      entityId: id,
-      createdBy: "u",
-      metadata: {},
-    });
-    if (!channel) throw new Error("the service actor must see every channel");
-    return channel;
-  }
-  const append = (store: ChannelStore, channelId: string) =>
-    store.appendMessage({
-      channelId,
-      event: "message.posted",
-      payload: { text: "hi" },
-      senderId: "s",
-      idempotencyKey: null,
-      expiresAt: new Date(Date.now() + 3_600_000),
-    });
+  const newChannel = () => coupleDashboard(a);
+  const append = (store: ChannelStore, channelId: string) => store.appendMessage(appendInput(channelId));
   const addWebhook = (store: ChannelStore, channelId: string, url = "https://hook.example/in") =>
     store.addWebhook({ channelId, url, secret: "s", createdBy: "u" });
   const queuedSeqs = async (webhookId: string) =>
