@@ -11,6 +11,7 @@ import {
 } from "@wedsync/channels";
 import { type ChannelsClient, createChannelsClient, errorCode } from "@wedsync/client";
 import type { DatabaseOptions } from "@wedsync/db";
+import { createFreshDatabase } from "../../../packages/db/test/fresh-postgres.ts";
 import { type Instance, startInstance } from "../src/instance.ts";
 
 /** Token claims; tier and memberships default to free / none. */
@@ -354,4 +355,36 @@ export function post(client: ChannelsClient, channelName: string, body: string) 
     event: "message.posted",
     payload: { text: body },
   });
+}
+
+export interface InstancePair {
+  a: TestServer;
+  b: TestServer;
+  /** Stops both instances and drops their database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Two instances ("a" and "b") in this process sharing one fresh Postgres database and one Redis, for
+ * what must hold across instances; `env` applies to both.
+ */
+export async function startInstancePair(
+  urls: { adminUrl: string; redisUrl: string },
+  env: Record<string, string>,
+  databasePrefix: string,
+): Promise<InstancePair> {
+  const fresh = await createFreshDatabase(urls.adminUrl, databasePrefix);
+  const shared = { ...env, REDIS_URL: urls.redisUrl };
+  const start = (id: string) =>
+    startTestServer({ env: { ...shared, CHANNELS_INSTANCE_ID: id }, database: { url: fresh.url } });
+  const [a, b] = await Promise.allSettled([start("a"), start("b")]);
+  const stop = async () => {
+    await Promise.all([a, b].map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
+    await fresh.drop();
+  };
+  if (a.status === "rejected" || b.status === "rejected") {
+    await stop();
+    throw a.status === "rejected" ? a.reason : (b as PromiseRejectedResult).reason;
+  }
+  return { a: a.value, b: b.value, stop };
 }

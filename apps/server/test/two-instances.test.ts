@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redisUrlForTests } from "../../../packages/bus/test/redis-server.ts";
-import {
-  createFreshDatabase,
-  type FreshPostgres,
-  postgresUrlForTests,
-} from "../../../packages/db/test/fresh-postgres.ts";
+import { postgresUrlForTests } from "../../../packages/db/test/fresh-postgres.ts";
 import {
   codeOf,
   events,
   eventually,
+  type InstancePair,
   primeLive,
-  startTestServer,
+  startInstancePair,
   type TestServer,
   text,
   uid,
@@ -25,21 +22,23 @@ const redisUrl = redisUrlForTests();
  * what is shared across instances must hold across them.
  */
 describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
-  let fresh: FreshPostgres | undefined;
+  let pair: InstancePair | undefined;
   let a: TestServer;
   let b: TestServer;
 
   beforeAll(async () => {
-    fresh = await createFreshDatabase(adminUrl!, "channels_two_instances");
     const secret = "two-instances-secret-0123456789-abcdefghij";
-    const env = { REDIS_URL: redisUrl!, CHANNELS_JWT_SECRET: secret, CHANNELS_STATS_INTERVAL_MS: "200" };
-    a = await startTestServer({ env: { ...env, CHANNELS_INSTANCE_ID: "a" }, database: { url: fresh.url } });
-    b = await startTestServer({ env: { ...env, CHANNELS_INSTANCE_ID: "b" }, database: { url: fresh.url } });
+    const env = { CHANNELS_JWT_SECRET: secret, CHANNELS_STATS_INTERVAL_MS: "200" };
+    pair = await startInstancePair(
+      { adminUrl: adminUrl!, redisUrl: redisUrl! },
+      env,
+      "channels_two_instances",
+    );
+    ({ a, b } = pair);
   });
 
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await fresh?.drop();
+    await pair?.stop();
   });
 
   async function sharedDashboard(ownerServer: TestServer) {

@@ -11,17 +11,15 @@ import { type ChannelsClient, errorCode } from "@wedsync/client";
 import type { AuditRow } from "@wedsync/db";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { redisUrlForTests } from "../../../packages/bus/test/redis-server.ts";
-import {
-  createFreshDatabase,
-  type FreshPostgres,
-  postgresUrlForTests,
-} from "../../../packages/db/test/fresh-postgres.ts";
+import { postgresUrlForTests } from "../../../packages/db/test/fresh-postgres.ts";
 import {
   codeOf,
   events,
   eventually,
+  type InstancePair,
   primeLive,
   randomSecret,
+  startInstancePair,
   startTestServer,
   type TestServer,
   text,
@@ -1044,26 +1042,23 @@ const adminUrl = postgresUrlForTests(SUITE);
 const redisUrl = redisUrlForTests();
 
 describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
-  let fresh: FreshPostgres | undefined;
+  let pair: InstancePair | undefined;
   let a: TestServer;
   let b: TestServer;
 
   beforeAll(async () => {
-    fresh = await createFreshDatabase(adminUrl!, "channels_webhooks");
     const env = {
       ...WEBHOOK_ENV,
-      REDIS_URL: redisUrl!,
       CHANNELS_JWT_SECRET: randomSecret(),
       CHANNELS_WEBHOOK_POLL_MS: "20",
       CHANNELS_RATE_BROADCASTS_PER_MIN: "10000",
     };
-    a = await startTestServer({ env: { ...env, CHANNELS_INSTANCE_ID: "a" }, database: { url: fresh.url } });
-    b = await startTestServer({ env: { ...env, CHANNELS_INSTANCE_ID: "b" }, database: { url: fresh.url } });
+    pair = await startInstancePair({ adminUrl: adminUrl!, redisUrl: redisUrl! }, env, "channels_webhooks");
+    ({ a, b } = pair);
   });
 
   afterAll(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-    await fresh?.drop();
+    await pair?.stop();
   });
 
   it("a signature accepted by one instance is a replay on the other", async () => {
