@@ -12,6 +12,12 @@ export interface FanoutListener {
   revoke(): void;
 }
 
+/** Takes live messages straight to the subscriber's socket while its stream has nothing queued. */
+export interface LiveWriter {
+  /** True when the message was written (or was one the subscriber already has); false queues it. */
+  offer(message: ChannelMessage): boolean;
+}
+
 /**
  * A bounded per-subscriber queue. When it would overflow it drops everything and flags a
  * resync, so memory stays bounded and the subscriber recovers from the durable store.
@@ -21,6 +27,7 @@ export class Inbox implements FanoutListener {
   private head = 0;
   private lost = false;
   private revoked = false;
+  private writer: LiveWriter | undefined;
   private readonly waiter = new Waiter();
 
   constructor(
@@ -30,6 +37,7 @@ export class Inbox implements FanoutListener {
 
   deliver(message: ChannelMessage) {
     if (this.lost) return;
+    if (this.writer?.offer(message)) return;
     if (this.items.length - this.head >= this.capacity) return this.resync();
     this.items.push(message);
     this.notify();
@@ -71,13 +79,18 @@ export class Inbox implements FanoutListener {
     return message;
   }
 
-  /** Resolves when something arrives or the signal aborts; never rejects. */
-  wait(signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves when something arrives or the signal aborts; never rejects. While it waits with nothing
+   * queued, live messages go to `writer` first, and only what the writer refuses wakes the reader.
+   */
+  wait(signal: AbortSignal, writer?: LiveWriter): Promise<void> {
     if (this.lost || this.revoked || this.head < this.items.length) return Promise.resolve();
+    this.writer = writer;
     return this.waiter.wait(signal);
   }
 
   private notify() {
+    this.writer = undefined;
     this.waiter.wake();
   }
 }

@@ -1,10 +1,13 @@
 import { TRPCError, tracked } from "@trpc/server";
 import type { ChannelRow, ChannelStore, RetainedRange } from "@wedsync/db";
 import type { LocalFanout } from "./fanout.ts";
-import { Inbox } from "./inbox.ts";
+import { Inbox, type LiveWriter } from "./inbox.ts";
 import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
+import { expectStartedFrame, liveFrame, type StartingSubscription } from "./wire-format.ts";
+
+const TEXT_FRAME = { binary: false };
 
 export interface StreamOptions {
   /**
@@ -79,8 +82,14 @@ function abandon(stream: ChannelStream) {
  * One subscriber's stream. A class rather than closures over `options`: an idle stream lives as
  * long as its connection, and what it keeps (these fields, methods shared on the prototype) is
  * what each subscribed connection costs.
+ *
+ * Two paths deliver, never at once. The generator (`run`) yields through tRPC: catch-up, resets,
+ * errors, and whatever arrives while it is busy. Once it has caught up and waits with nothing
+ * queued, live messages in seq order are written by `offer`, straight to the socket as the frame
+ * tRPC would have sent (see expectStartedFrame); anything else wakes the generator. A yielded item
+ * has been sent before the generator runs again, so the two paths keep the order.
  */
-class ChannelStream {
+class ChannelStream implements LiveWriter, StartingSubscription {
   private readonly store: () => ChannelStore;
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
@@ -96,6 +105,10 @@ class ChannelStream {
   private readonly pageSize: number;
   private claim: "waiting" | "claimed" | "abandoned" = "waiting";
   private unclaimed: NodeJS.Timeout | undefined;
+  /** The last seq this subscriber has been sent (or told it cannot have). */
+  private cursor = 0;
+  /** How tRPC's frames for this subscription start; known once it has started over a WebSocket. */
+  private framePrefix: string | undefined;
 
   constructor(
     options: StreamOptions,
@@ -133,22 +146,22 @@ class ChannelStream {
   async *run(range: RetainedRange) {
     if (this.claim === "abandoned") return;
     this.claim = "claimed";
+    if (this.socket) expectStartedFrame(this);
     clearTimeout(this.unclaimed);
     this.unclaimed = undefined;
     const { metrics, signal, inbox } = this;
     metrics.subscriptions.inc();
     try {
-      let cursor: number;
       if (this.afterSeq === null) {
-        cursor = range.lastSeq;
+        this.cursor = range.lastSeq;
       } else if (this.afterSeq > range.lastSeq) {
         yield this.reset("unknown", range.oldestSeq, range.lastSeq);
-        cursor = range.lastSeq;
+        this.cursor = range.lastSeq;
       } else {
         if (this.otherEpoch) yield this.reset("unknown", range.oldestSeq, 0);
         const caughtUp = yield* this.catchUp(this.afterSeq, range.lastSeq);
         if (caughtUp === null) return;
-        cursor = caughtUp;
+        this.cursor = caughtUp;
       }
 
       while (!signal.aborted) {
@@ -160,32 +173,56 @@ class ChannelStream {
         }
         if (inbox.takeLost()) {
           metrics.resyncs.inc();
-          const caughtUp = yield* this.catchUp(cursor, cursor);
+          const caughtUp = yield* this.catchUp(this.cursor, this.cursor);
           if (caughtUp === null) return;
-          cursor = caughtUp;
+          this.cursor = caughtUp;
           continue;
         }
         const message = inbox.take();
         if (!message) {
-          await inbox.wait(signal);
+          await inbox.wait(signal, this);
           continue;
         }
-        if (message.seq <= cursor) continue;
-        if (message.seq > cursor + 1) {
-          const caughtUp = yield* this.catchUp(cursor, message.seq - 1);
+        if (message.seq <= this.cursor) continue;
+        if (message.seq > this.cursor + 1) {
+          const caughtUp = yield* this.catchUp(this.cursor, message.seq - 1);
           if (caughtUp === null) return;
-          cursor = caughtUp;
+          this.cursor = caughtUp;
         }
-        if (message.seq <= cursor) continue;
+        if (message.seq <= this.cursor) continue;
         if (!(await this.hasRoom())) return;
-        metrics.deliveryLatency.observe((Date.now() - message.sentAt.getTime()) / 1000);
+        this.observeLatency(message);
         yield this.deliver(message);
-        cursor = message.seq;
+        this.cursor = message.seq;
       }
     } finally {
       metrics.subscriptions.dec();
       this.end();
     }
+  }
+
+  startedAs(framePrefix: string) {
+    this.framePrefix = framePrefix;
+  }
+
+  /** The live path (see the class comment): the next message in order, while the socket has room. */
+  offer(message: ChannelMessage): boolean {
+    const { socket, framePrefix } = this;
+    if (socket === undefined || framePrefix === undefined || this.signal.aborted) return false;
+    if (message.seq <= this.cursor) return true;
+    if (message.seq !== this.cursor + 1 || socket.bufferedAmount > this.maxBufferedBytes) return false;
+    const frame = liveFrame(message, framePrefix);
+    if (frame === undefined) return false;
+    this.observeLatency(message);
+    this.metrics.deliveries.inc();
+    this.metrics.liveWrites.inc();
+    socket.send(frame, TEXT_FRAME);
+    this.cursor = message.seq;
+    return true;
+  }
+
+  private observeLatency(message: ChannelMessage) {
+    this.metrics.deliveryLatency.observe((Date.now() - message.sentAt.getTime()) / 1000);
   }
 
   private reset(reason: ChannelReset["reason"], oldestSeq: number | null, atSeq: number) {

@@ -29,6 +29,11 @@ export function createMetrics(sources: {
       help: "Messages handed to subscribers",
       ...of,
     }),
+    liveWrites: new Counter({
+      name: "channels_live_writes_total",
+      help: "Deliveries written straight to the socket by a caught-up stream (part of channels_deliveries_total)",
+      ...of,
+    }),
     deliveryLatency: new Histogram({
       name: "channels_delivery_latency_seconds",
       help: "Broadcast stored -> handed to a live subscriber",

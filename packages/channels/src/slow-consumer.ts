@@ -1,6 +1,8 @@
 /** What a stream needs of the socket it writes to. */
 export interface OutboundSocket {
   readonly bufferedAmount: number;
+  /** Live messages are written here directly (see ChannelStream.offer), as text frames. */
+  send(data: Buffer, options: { binary: boolean }): void;
   close(code: number, reason: string): void;
 }
 

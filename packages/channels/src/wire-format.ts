@@ -9,8 +9,15 @@ import type { ChannelMessage } from "./message.ts";
  * send, so clients keep using `@trpc/client` unchanged.
  */
 
-/** The serialized form of a tracked message, as `superjson.serialize({ id, data })` then JSON. */
-const preEncoded = new WeakMap<object, string>();
+/**
+ * The serialized form of a tracked message, as `superjson.serialize({ id, data })` then JSON, and
+ * the whole frames built from it, one per subscription request prefix (see `liveFrame`).
+ */
+interface Encoded {
+  json: string;
+  frames?: Map<string, Buffer>;
+}
+const preEncoded = new WeakMap<object, Encoded>();
 
 /** Stands in for an already-serialized value inside a tRPC response until the encoder splices it. */
 class RawJson {
@@ -24,14 +31,14 @@ class RawJson {
 /** Serializes a message once; the text is the bus frame and the body of every subscriber's frame. */
 export function encodeMessage(message: ChannelMessage): string {
   const json = JSON.stringify(superjson.serialize({ id: message.id, data: message }));
-  preEncoded.set(message, json);
+  preEncoded.set(message, { json });
   return json;
 }
 
 /** Decodes a bus frame once per instance, remembering its text for the subscribers' frames. */
 export function decodeMessage(frame: string): ChannelMessage {
   const { data } = superjson.parse<{ id: string; data: ChannelMessage }>(frame);
-  preEncoded.set(data, frame);
+  preEncoded.set(data, { json: frame });
   return data;
 }
 
@@ -44,8 +51,8 @@ export class HostileInput {
 export const channelsTransformer = {
   serialize(value: unknown): unknown {
     const data = (value as { data?: unknown } | null)?.data;
-    const json = typeof data === "object" && data !== null ? preEncoded.get(data) : undefined;
-    return json === undefined ? superjson.serialize(value) : new RawJson(json);
+    const encoded = typeof data === "object" && data !== null ? preEncoded.get(data) : undefined;
+    return encoded === undefined ? superjson.serialize(value) : new RawJson(encoded.json);
   },
   /**
    * Inputs: hostile shapes are caught while the raw JSON still shows them (superjson drops
@@ -60,18 +67,64 @@ export const channelsTransformer = {
 };
 
 interface WsResponse {
-  id: unknown;
+  id: string | number | null;
   jsonrpc?: string;
   result?: { type: string; id?: string; data?: unknown };
+}
+
+/** How every frame answering one request starts: `{"id":…,` and the request's jsonrpc, if it sent one. */
+const requestPrefix = (id: WsResponse["id"], jsonrpc: string | undefined) =>
+  jsonrpc === undefined
+    ? `{"id":${JSON.stringify(id)},`
+    : `{"id":${JSON.stringify(id)},"jsonrpc":${JSON.stringify(jsonrpc)},`;
+
+const dataFrame = (prefix: string, trackedId: string | undefined, json: string) =>
+  `${prefix}"result":{"type":"data","id":${JSON.stringify(trackedId)},"data":${json}}}`;
+
+/** A subscription that wants to know which request it answers once tRPC has started it. */
+export interface StartingSubscription {
+  startedAs(framePrefix: string): void;
+}
+
+let starting: StartingSubscription | undefined;
+
+/**
+ * tRPC's WebSocket adapter runs a subscription's first step and then, in the same synchronous run,
+ * encodes `started` for that subscription: nothing else is encoded in between. A WebSocket stream
+ * that calls this from its first step is told, by that `started` frame, the prefix of the frames
+ * answering it, so it can write live messages to its socket itself, byte for byte as tRPC would.
+ * Any other frame encoded first cancels the expectation: the stream then stays on tRPC's path.
+ */
+export function expectStartedFrame(subscription: StartingSubscription) {
+  starting = subscription;
+}
+
+/**
+ * The text frame tRPC would send for this live message on the subscription whose frames start with
+ * `framePrefix`. Built once per message and prefix, as bytes: every socket with that prefix writes
+ * the same buffer. Undefined for a message that was not encoded once (a row read from the store).
+ */
+export function liveFrame(message: ChannelMessage, framePrefix: string): Buffer | undefined {
+  const encoded = preEncoded.get(message);
+  if (encoded === undefined) return undefined;
+  encoded.frames ??= new Map();
+  let frame = encoded.frames.get(framePrefix);
+  if (frame === undefined) {
+    frame = Buffer.from(dataFrame(framePrefix, message.id, encoded.json));
+    encoded.frames.set(framePrefix, frame);
+  }
+  return frame;
 }
 
 /** The WebSocket encoder: splices pre-encoded message text into the frame, JSON for everything else. */
 export const channelsWsEncoder = {
   encode(response: unknown): string {
     const { id, jsonrpc, result } = response as WsResponse;
+    const subscription = starting;
+    starting = undefined;
+    if (result?.type === "started") subscription?.startedAs(requestPrefix(id, jsonrpc));
     if (!(result?.data instanceof RawJson)) return JSON.stringify(response);
-    const version = jsonrpc === undefined ? "" : `"jsonrpc":${JSON.stringify(jsonrpc)},`;
-    return `{"id":${JSON.stringify(id)},${version}"result":{"type":"data","id":${JSON.stringify(result.id)},"data":${result.data.json}}}`;
+    return dataFrame(requestPrefix(id, jsonrpc), result.id, result.data.json);
   },
   decode(data: string | ArrayBuffer | Uint8Array): unknown {
     if (typeof data !== "string") throw new Error("expected a text frame");

@@ -1,7 +1,14 @@
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
 import type { ChannelMessage } from "../src/message.ts";
-import { channelsTransformer, channelsWsEncoder, decodeMessage, encodeMessage } from "../src/wire-format.ts";
+import {
+  channelsTransformer,
+  channelsWsEncoder,
+  decodeMessage,
+  encodeMessage,
+  expectStartedFrame,
+  liveFrame,
+} from "../src/wire-format.ts";
 
 const message = (): ChannelMessage => ({
   type: "message",
@@ -65,5 +72,36 @@ describe("encode-once wire format", () => {
     encodeMessage(published);
     const viaStockEncoder = frame(channelsTransformer.serialize, JSON.stringify, published);
     expect(JSON.parse(viaStockEncoder)).toEqual(JSON.parse(stock(message())));
+  });
+});
+
+describe("live frames written by a stream itself", () => {
+  const started = (jsonrpc?: "2.0") =>
+    channelsWsEncoder.encode({ id: 42, jsonrpc, result: { type: "started" } });
+
+  it("are what tRPC would send on the subscription whose `started` followed the stream's first step", () => {
+    for (const jsonrpc of [undefined, "2.0"] as const) {
+      let prefix: string | undefined;
+      expectStartedFrame({ startedAs: (p) => void (prefix = p) });
+      started(jsonrpc);
+      const published = message();
+      encodeMessage(published);
+      const live = liveFrame(published, prefix!);
+      expect(JSON.parse(live!.toString("utf8"))).toEqual(JSON.parse(stock(message(), jsonrpc)));
+      // Built once: every subscriber with the same request id writes the same bytes.
+      expect(liveFrame(published, prefix!)).toBe(live);
+    }
+  });
+
+  it("are not offered for a message that was never encoded once", () => {
+    expect(liveFrame(message(), '{"id":1,')).toBeUndefined();
+  });
+
+  it("stay off when another frame is encoded between the stream's first step and a `started`", () => {
+    let prefix: string | undefined;
+    expectStartedFrame({ startedAs: (p) => void (prefix = p) });
+    channelsWsEncoder.encode({ id: 7, result: { type: "data", data: { hello: "world" } } });
+    started();
+    expect(prefix).toBeUndefined();
   });
 });
