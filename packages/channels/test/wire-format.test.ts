@@ -82,7 +82,11 @@ describe("live frames written by a stream itself", () => {
   it("are what tRPC would send on the subscription whose `started` followed the stream's first step", () => {
     for (const jsonrpc of [undefined, "2.0"] as const) {
       let prefix: string | undefined;
-      expectStartedFrame({ startedAs: (p) => void (prefix = p) });
+      expectStartedFrame({
+        startedAs: (p) => {
+          prefix = p;
+        },
+      });
       started(jsonrpc);
       const published = message();
       encodeMessage(published);
@@ -99,7 +103,11 @@ describe("live frames written by a stream itself", () => {
 
   it("stay off when another frame is encoded between the stream's first step and a `started`", () => {
     let prefix: string | undefined;
-    expectStartedFrame({ startedAs: (p) => void (prefix = p) });
+    expectStartedFrame({
+      startedAs: (p) => {
+        prefix = p;
+      },
+    });
     channelsWsEncoder.encode({ id: 7, result: { type: "data", data: { hello: "world" } } });
     started();
     expect(prefix).toBeUndefined();
