@@ -24,6 +24,14 @@ export function spawnPinned(core: number, command: string, args: string[], optio
   return child;
 }
 
+/**
+ * `--cpu-prof` into `dir` when it is set: the process writes CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile
+ * there when it stops (thread 0 is the program; the others are tsx's loader threads).
+ */
+export function cpuProfileFlags(dir: string | undefined): string[] {
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+}
+
 /** Pids of the processes this run started that are still alive. */
 export function livePids(): number[] {
   return [...children].filter((c) => !exited(c) && c.pid !== undefined).map((c) => c.pid!);

@@ -2,7 +2,7 @@
 import type { ChildProcess } from "node:child_process";
 import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
-import { CLIENT_CORE, spawnPinned, stopProcess, TSX_IMPORT } from "./processes.ts";
+import { CLIENT_CORE, cpuProfileFlags, spawnPinned, stopProcess, TSX_IMPORT } from "./processes.ts";
 import type { WorkerReply, WorkerRequest } from "./worker-protocol.ts";
 
 const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
@@ -65,7 +65,12 @@ export function spawnWorker(label: string): WorkerHandle {
   const child = spawnPinned(
     CLIENT_CORE,
     process.execPath,
-    ["--max-old-space-size=4096", ...TSX_IMPORT, WORKER],
+    [
+      "--max-old-space-size=4096",
+      ...cpuProfileFlags(process.env.BENCH_WORKER_CPU_PROF_DIR),
+      ...TSX_IMPORT,
+      WORKER,
+    ],
     { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "advanced" },
   );
   if (label === "publisher" && child.pid) {

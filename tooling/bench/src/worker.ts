@@ -57,6 +57,8 @@ process.on("message", (message: WorkerRequest & { id: number }) => {
 });
 // The bench went away: nothing left to do.
 process.on("disconnect", () => process.exit(0));
+// An orderly exit, so that --cpu-prof (BENCH_WORKER_CPU_PROF_DIR) writes its profile.
+process.on("SIGTERM", () => process.exit(0));
 process.on("unhandledRejection", (error) => {
   console.error("[worker] unhandled rejection:", error);
 });

@@ -8,6 +8,7 @@ import { sleep, withTimeout } from "../clock.ts";
 import { inspectPortFlag } from "../inspector.ts";
 import {
   captureOutput,
+  cpuProfileFlags,
   freePort,
   REPO_ROOT,
   SERVER_CORE,
@@ -56,15 +57,6 @@ function extraEnv(): Record<string, string> {
   );
 }
 
-/**
- * BENCH_CPU_PROF_DIR=dir: each WedSync server writes CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile
- * there when it stops (thread 0 is the server; the others are tsx's loader threads).
- */
-function profileFlags(): string[] {
-  const dir = process.env.BENCH_CPU_PROF_DIR;
-  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
-}
-
 interface Instance {
   url: string;
   inspectorPort: number;
@@ -80,7 +72,12 @@ async function launch(count: number, env: Record<string, string>): Promise<Insta
       const child = spawnPinned(
         SERVER_CORE,
         process.execPath,
-        [inspectPortFlag(inspectorPort), ...profileFlags(), ...TSX_IMPORT, MAIN],
+        [
+          inspectPortFlag(inspectorPort),
+          ...cpuProfileFlags(process.env.BENCH_CPU_PROF_DIR),
+          ...TSX_IMPORT,
+          MAIN,
+        ],
         {
           cwd: SERVER_DIR,
           env: {
