@@ -52,7 +52,10 @@ describe("live delivery written straight to the socket", () => {
       if (channel === a) lastA = seq;
     }
     await streamA.until(headA - primedA + sentA.length);
-    await streamA2.untilMatch((items) => items.some(({ data }) => data.seq === lastA), "last of a");
+    await streamA2.untilMatch(
+      (items) => items.some(({ data }) => data.type === "message" && data.seq === lastA),
+      "last of a",
+    );
     await streamB.until(sentB.length + 1);
     const after = await sample("channels_live_writes_total");
 
