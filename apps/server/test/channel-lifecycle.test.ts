@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { codeOf, events, startTestServer, type TestServer, uid } from "./harness.ts";
+import { codeOf, events, post, startTestServer, type TestServer, text, uid } from "./harness.ts";
 
 let server: TestServer;
 
@@ -48,5 +48,55 @@ describe("channel lifecycle", () => {
     await stream.until(2);
     expect(stream.items[0]?.data).toMatchObject({ type: "reset", reason: "unknown" });
     expect(stream.messages().map((m) => m.seq)).toEqual([1]);
+  });
+
+  // The instance keeps channel rows by name so that subscribing needs no read as each user. A row
+  // it kept can outlive its channel: cleanup deletes it, and another instance may create the name
+  // again under a new id. Subscribers must never be left listening to the dead id.
+  describe("a subscribe after the channel this instance knows was deleted", () => {
+    const setUp = async () => {
+      const s = uid("s");
+      const member = server.client({ sub: uid("m"), role: "supplier", suppliers: [s] });
+      const { name: channelName, id } = await member.trpc.channel.create.mutate({
+        scope: "supplier",
+        entity: "dashboard",
+        entityId: s,
+      });
+      // Known to this instance: a live stream was opened on it.
+      const first = events(member, channelName);
+      await first.started;
+      first.unsubscribe();
+      const removed = await server.instance.services.manager.cleanupInactiveChannels(
+        new Date(Date.now() + 1e12),
+      );
+      expect(removed).toBeGreaterThanOrEqual(1);
+      return { s, member, channelName, id };
+    };
+
+    it("is NOT_FOUND when nothing has the name now", async () => {
+      const { member, channelName } = await setUp();
+      expect(await events(member, channelName).failure()).toBe("NOT_FOUND");
+    });
+
+    it("gets the live messages of the channel created again elsewhere", async () => {
+      const { s, member, channelName, id } = await setUp();
+      // As another instance would: straight in the shared database, unseen by this one.
+      const { channel: again } = await server.instance.services.serviceStore.upsertChannel({
+        name: channelName,
+        type: "private",
+        scope: "supplier",
+        entity: "dashboard",
+        entityId: s,
+        createdBy: "elsewhere",
+        metadata: {},
+      });
+      expect(again?.id).not.toBe(id);
+
+      const stream = events(member, channelName);
+      await stream.started;
+      await post(member, channelName, "new epoch");
+      await stream.until(1);
+      expect(stream.messages().map(text)).toEqual(["new epoch"]);
+    });
   });
 });

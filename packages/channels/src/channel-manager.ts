@@ -15,7 +15,7 @@ import type { LocalFanout } from "./fanout.ts";
 import { type Identity, storeActorOf } from "./identity.ts";
 import { type ChannelReset, messageId, parseMessageId } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
-import { openChannelStream } from "./message-stream.ts";
+import { ChannelGoneError, openChannelStream } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
 import { type Access, isAllowed, mayGrant, webhookMayPublish } from "./policy.ts";
 import type { PresenceEvent, PresenceManager } from "./presence-manager.ts";
@@ -193,10 +193,7 @@ export class ChannelManager {
     }
     const store = this.deps.stores.as({ kind: "webhook", senderId });
     const channel = await this.channels.find(parsed.name, store);
-    if (!channel) {
-      this.audit(actor, "broadcast", parsed.name, "denied", "not found");
-      throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
-    }
+    if (!channel) throw this.notFound(actor, "broadcast", parsed.name);
     return this.publish(actor, store, parsed, channel, event, idempotencyKey);
   }
 
@@ -271,16 +268,31 @@ export class ChannelManager {
     }));
   }
 
-  /** Authorizes and finds the channel before the stream starts, so errors reach the client as errors. */
-  async openStream(identity: Identity, parsed: ParsedChannelName, lastEventId: string | undefined) {
-    const channel = await this.resolve(identity, parsed, "read", "events");
+  /**
+   * Authorizes and finds the channel before the stream starts, so errors reach the client as errors.
+   * A caller the name admits gets the cached row: a connect storm then costs no read as each user, and
+   * streamEvents finds out when the row is stale. Anyone else is checked against the stored row (its
+   * creator, their grant), which must be current. `fromStore` skips the cache.
+   */
+  async openStream(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    lastEventId: string | undefined,
+    fromStore = false,
+  ) {
+    const cached = !fromStore && isAllowed(identity, parsed.address, "read");
+    const channel = await this.resolve(identity, parsed, "read", "events", cached);
     const afterSeq = lastEventId === undefined ? null : this.seqOf(channel, lastEventId, true);
     // The client's state belongs to another epoch (or to nothing): it must be told to refetch.
     const otherEpoch = lastEventId !== undefined && parseMessageId(lastEventId)?.channelId !== channel.id;
-    return { channel, afterSeq, otherEpoch };
+    return { channel, afterSeq, otherEpoch, lastEventId };
   }
 
-  /** Resolves once the stream listens (see openChannelStream); iterate the result to receive. */
+  /**
+   * Resolves once the stream listens (see openChannelStream); iterate the result to receive. When the
+   * channel turns out to be gone (a stale cached row), the name is resolved again from the store:
+   * NOT_FOUND if it is really gone, else the stream listens to the channel that now has the name.
+   */
   async streamEvents(
     identity: Identity,
     parsed: ParsedChannelName,
@@ -288,7 +300,32 @@ export class ChannelManager {
     signal: AbortSignal,
     socket?: OutboundSocket,
   ) {
-    const { channel } = opened;
+    try {
+      return await this.listen(identity, parsed, opened, signal, socket);
+    } catch (error) {
+      if (!(error instanceof ChannelGoneError)) throw error;
+    }
+    this.channels.forget(parsed.name);
+    const fresh = await this.openStream(identity, parsed, opened.lastEventId, true);
+    this.channels.remember(fresh.channel);
+    return this.listen(identity, parsed, fresh, signal, socket).catch((error) => {
+      // Deleted again since the store answered: gone is gone.
+      if (error instanceof ChannelGoneError) {
+        this.channels.forget(parsed.name);
+        throw this.notFound(identity, "events", parsed.name);
+      }
+      throw error;
+    });
+  }
+
+  private async listen(
+    identity: Identity,
+    parsed: ParsedChannelName,
+    opened: Awaited<ReturnType<ChannelManager["openStream"]>>,
+    signal: AbortSignal,
+    socket: OutboundSocket | undefined,
+  ) {
+    const { channel, afterSeq, otherEpoch } = opened;
     const releaseSlot = this.takeSlot(socket);
     const leavePresence = await this.deps.presence
       .join(channel.id, channel.name, identity.sub)
@@ -301,7 +338,9 @@ export class ChannelManager {
       void leavePresence().catch(() => {});
     };
     return openChannelStream({
-      ...opened,
+      channel,
+      afterSeq,
+      otherEpoch,
       onEnd: leave,
       store: () => this.storeOf(identity),
       fanout: this.deps.fanout,
@@ -488,8 +527,8 @@ export class ChannelManager {
 
   /** FORBIDDEN for outsiders whether or not the channel exists; NOT_FOUND only for would-be members. */
   /**
-   * `cached` (the broadcast path only) may return a row cleanup has since deleted; that path
-   * detects it on write. Everything else reads the store.
+   * `cached` may return a row cleanup has since deleted (or replaced): the broadcast path detects it
+   * on write, a stream on its head read. Everything else reads the store.
    */
   private async resolve(
     identity: Identity,
@@ -503,11 +542,14 @@ export class ChannelManager {
       ? await this.channels.find(parsed.name, this.storeOf(identity))
       : await this.storeOf(identity).findChannel(parsed.name);
     if (!byName) await this.authorize(identity, parsed, access, channel ?? null, action);
-    if (!channel) {
-      this.audit(identity, action, parsed.name, "denied", "not found");
-      throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
-    }
+    if (!channel) throw this.notFound(identity, action, parsed.name);
     return channel;
+  }
+
+  /** NOT_FOUND (audited), for callers the channel's absence may be told to. */
+  private notFound(identity: Actor, action: string, channelName: string) {
+    this.audit(identity, action, channelName, "denied", "not found");
+    return new TRPCError({ code: "NOT_FOUND", message: `channel ${channelName} does not exist` });
   }
 
   /** Reserves one of the connection's live-subscription slots; the result gives it back (once). */
@@ -547,10 +589,7 @@ export class ChannelManager {
         message: `only the owners of ${parsed.name} may ${what}`,
       });
     }
-    if (!channel) {
-      this.audit(identity, action, parsed.name, "denied", "not found");
-      throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
-    }
+    if (!channel) throw this.notFound(identity, action, parsed.name);
     return channel;
   }
 

@@ -61,17 +61,31 @@ export async function openChannelStream(options: StreamOptions) {
 }
 
 /**
+ * The channel a stream was opened for no longer exists: deleted by cleanup, perhaps created again
+ * under a new id (on this or another instance). The opener must resolve the name again rather than
+ * listen to a dead id.
+ */
+export class ChannelGoneError extends Error {
+  constructor(readonly channelId: string) {
+    super(`channel ${channelId} no longer exists`);
+  }
+}
+
+/**
  * Where the stream starts, read after it listens. A stream from the head (no cursor: every fresh
  * subscription) needs only the head, the cheapest read, which the store can answer for many
- * channels at once; a resume also needs what retention still keeps.
+ * channels at once; a resume also needs what retention still keeps. The head also proves the
+ * channel still exists: the row the stream was opened with may come from a cache.
  */
 async function readRange(options: StreamOptions): Promise<RetainedRange> {
   const store = options.store();
   const { channel } = options;
-  if (options.afterSeq !== null) return store.retainedRange(channel.id, new Date());
-  const [head] = await store.channelHeads([channel.id]);
-  // A channel deleted meanwhile has no head, like retainedRange's answer for it.
-  return { oldestSeq: null, lastSeq: head?.lastSeq ?? 0 };
+  const [[head], range] = await Promise.all([
+    store.channelHeads([channel.id]),
+    options.afterSeq === null ? undefined : store.retainedRange(channel.id, new Date()),
+  ]);
+  if (!head) throw new ChannelGoneError(channel.id);
+  return range ?? { oldestSeq: null, lastSeq: head.lastSeq };
 }
 
 function abandon(stream: ChannelStream) {
