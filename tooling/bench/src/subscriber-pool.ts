@@ -6,7 +6,7 @@ import { epochNowMs, withTimeout } from "./clock.ts";
 import { readText } from "./message-text.ts";
 import { SeqTracker } from "./seq-tracker.ts";
 import { SampleBuffer } from "./stats.ts";
-import { connectClient } from "./systems/index.ts";
+import { connectClient, credentialFor } from "./systems/index.ts";
 import type { ClientConfig, ClientConnection } from "./systems/types.ts";
 import {
   type ConnectResult,
@@ -44,13 +44,19 @@ export class SubscriberPool {
     const times = new SampleBuffer();
     let failures = 0;
     let firstError: string | undefined;
+    const credentials = await Promise.all(conns.map((spec) => credentialFor(this.config, spec.user)));
     let next = 0;
     const lane = async () => {
       while (next < conns.length) {
-        const spec = conns[next++]!;
+        const index = next++;
+        const spec = conns[index]!;
         const started = epochNowMs();
         try {
-          const subscriber = await withTimeout(this.open(spec), CONNECT_TIMEOUT_MS, "connect + subscribe");
+          const subscriber = await withTimeout(
+            this.open(spec, credentials[index]),
+            CONNECT_TIMEOUT_MS,
+            "connect + subscribe",
+          );
           times.push(epochNowMs() - started);
           this.subscribers.push(subscriber);
         } catch (error) {
@@ -63,8 +69,8 @@ export class SubscriberPool {
     return { times: times.toArray(), failures, ...(firstError ? { firstError } : {}) };
   }
 
-  private async open(spec: ConnSpec): Promise<Subscriber> {
-    const connection = await connectClient(this.config, this.urls[spec.url]!, spec.user);
+  private async open(spec: ConnSpec, credential: string | undefined): Promise<Subscriber> {
+    const connection = await connectClient(this.config, this.urls[spec.url]!, spec.user, credential);
     const subscriber: Subscriber = { connection, channel: spec.channel, tracker: new SeqTracker() };
     connection.onMessage((channel, text) => this.receive(subscriber, channel, text));
     try {

@@ -1,7 +1,7 @@
 import { connectSocketIo, socketIoServer } from "./socketio.ts";
 import type { BenchUser, ClientConfig, ClientConnection, ServerAdapter, StartOptions } from "./types.ts";
 import { wedSyncServer } from "./wedsync.ts";
-import { connectWedSync } from "./wedsync-client.ts";
+import { connectWedSync, tokenFor } from "./wedsync-client.ts";
 import { connectWsBaseline, wsBaselineServer } from "./ws-baseline.ts";
 
 export interface SystemSpec {
@@ -58,13 +58,26 @@ export const SYSTEMS: Record<string, SystemSpec> = {
 
 export const BASELINE = "ws";
 
-export function connectClient(config: ClientConfig, url: string, user: BenchUser): Promise<ClientConnection> {
+/**
+ * What `user` presents when connecting (WedSync: a signed token; the baselines: nothing). Issued
+ * before a timed connect starts: in production the identity provider issues it, not the connect.
+ */
+export async function credentialFor(config: ClientConfig, user: BenchUser): Promise<string | undefined> {
+  return config.kind === "wedsync" ? tokenFor(config.secret, user) : undefined;
+}
+
+export function connectClient(
+  config: ClientConfig,
+  url: string,
+  user: BenchUser,
+  credential?: string,
+): Promise<ClientConnection> {
   switch (config.kind) {
     case "ws":
       return connectWsBaseline(url);
     case "socketio":
       return connectSocketIo(url);
     case "wedsync":
-      return connectWedSync(url, user, config.secret);
+      return connectWedSync(url, user, config.secret, credential);
   }
 }

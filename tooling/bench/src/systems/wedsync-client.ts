@@ -104,8 +104,9 @@ export async function connectWedSync(
   url: string,
   user: BenchUser,
   secret: string,
+  token?: string,
 ): Promise<ClientConnection> {
-  const client = openClient(url, await tokenFor(secret, user));
+  const client = openClient(url, token ?? (await tokenFor(secret, user)));
   const subscriptions: Array<{ unsubscribe(): void }> = [];
   let callback: (channel: string, text: string) => void = () => {};
   let errors = 0;
