@@ -98,5 +98,25 @@ describe("channel lifecycle", () => {
       await stream.until(1);
       expect(stream.messages().map(text)).toEqual(["new epoch"]);
     });
+
+    it("lets a grantee of the channel created again elsewhere publish to it", async () => {
+      const { s, member, channelName } = await setUp();
+      const { channel: again } = await server.instance.services.serviceStore.upsertChannel({
+        name: channelName,
+        type: "private",
+        scope: "supplier",
+        entity: "dashboard",
+        entityId: s,
+        createdBy: "elsewhere",
+        metadata: {},
+      });
+      const guestId = uid("planner");
+      const guest = server.client({ sub: guestId, role: "supplier", suppliers: [uid("other")] });
+      await member.trpc.channel.grant.mutate({ channelName, userId: guestId });
+
+      // Judged on the stale row this instance still caches, the grant (on the new id) would not count.
+      const sent = await post(guest, channelName, "from the guest");
+      expect(sent.id.startsWith(`${again!.id}:`)).toBe(true);
+    });
   });
 });

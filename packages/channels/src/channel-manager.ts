@@ -280,8 +280,7 @@ export class ChannelManager {
     lastEventId: string | undefined,
     fromStore = false,
   ) {
-    const cached = !fromStore && isAllowed(identity, parsed.address, "read");
-    const channel = await this.resolve(identity, parsed, "read", "events", cached);
+    const channel = await this.resolve(identity, parsed, "read", "events", !fromStore);
     const afterSeq = lastEventId === undefined ? null : this.seqOf(channel, lastEventId, true);
     // The client's state belongs to another epoch (or to nothing): it must be told to refetch.
     const otherEpoch = lastEventId !== undefined && parseMessageId(lastEventId)?.channelId !== channel.id;
@@ -525,10 +524,12 @@ export class ChannelManager {
     throw new TRPCError({ code: "BAD_REQUEST", message: "that message id belongs to another channel" });
   }
 
-  /** FORBIDDEN for outsiders whether or not the channel exists; NOT_FOUND only for would-be members. */
   /**
-   * `cached` may return a row cleanup has since deleted (or replaced): the broadcast path detects it
-   * on write, a stream on its head read. Everything else reads the store.
+   * FORBIDDEN for outsiders whether or not the channel exists; NOT_FOUND only for would-be members.
+   * `cached` lets callers the name admits take the row from the cache, which may hold a row cleanup
+   * has since deleted (or replaced): the broadcast path detects it on write, a stream on its head
+   * read. Anyone else (a grantee, a form's creator) is judged on the row as the store has it now: a
+   * stale row's id and creator would refuse them wrongly.
    */
   private async resolve(
     identity: Identity,
@@ -538,9 +539,10 @@ export class ChannelManager {
     cached = false,
   ) {
     const byName = isAllowed(identity, parsed.address, access);
-    const channel = cached
-      ? await this.channels.find(parsed.name, this.storeOf(identity))
-      : await this.storeOf(identity).findChannel(parsed.name);
+    const channel =
+      cached && byName
+        ? await this.channels.find(parsed.name, this.storeOf(identity))
+        : await this.storeOf(identity).findChannel(parsed.name);
     if (!byName) await this.authorize(identity, parsed, access, channel ?? null, action);
     if (!channel) throw this.notFound(identity, action, parsed.name);
     return channel;
