@@ -7,6 +7,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { preparingPgliteStatements } from "./pglite-prepared-statements.ts";
 import { preparingEveryStatement } from "./prepared-statements.ts";
 import * as schema from "./schema.ts";
 
@@ -39,8 +40,8 @@ async function openPglite(options: { dataDir: string } | { memory: true }): Prom
   const dataDir = "dataDir" in options ? options.dataDir : undefined;
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const client = new PGlite(dataDir);
-  const db = drizzlePglite({ client, schema });
-  await migratePglite(db, { migrationsFolder });
+  await migratePglite(drizzlePglite({ client, schema }), { migrationsFolder });
+  const db = drizzlePglite({ client: preparingPgliteStatements(client), schema });
   return {
     db: db as unknown as Database,
     kind: "pglite",
