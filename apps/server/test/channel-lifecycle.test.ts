@@ -73,15 +73,9 @@ describe("channel lifecycle", () => {
       return { s, member, channelName, id };
     };
 
-    it("is NOT_FOUND when nothing has the name now", async () => {
-      const { member, channelName } = await setUp();
-      expect(await events(member, channelName).failure()).toBe("NOT_FOUND");
-    });
-
-    it("gets the live messages of the channel created again elsewhere", async () => {
-      const { s, member, channelName, id } = await setUp();
-      // As another instance would: straight in the shared database, unseen by this one.
-      const { channel: again } = await server.instance.services.serviceStore.upsertChannel({
+    /** As another instance would: straight in the shared database, unseen by this one. */
+    const createdAgainElsewhere = async (s: string, channelName: string) => {
+      const { channel } = await server.instance.services.serviceStore.upsertChannel({
         name: channelName,
         type: "private",
         scope: "supplier",
@@ -90,6 +84,17 @@ describe("channel lifecycle", () => {
         createdBy: "elsewhere",
         metadata: {},
       });
+      return channel;
+    };
+
+    it("is NOT_FOUND when nothing has the name now", async () => {
+      const { member, channelName } = await setUp();
+      expect(await events(member, channelName).failure()).toBe("NOT_FOUND");
+    });
+
+    it("gets the live messages of the channel created again elsewhere", async () => {
+      const { s, member, channelName, id } = await setUp();
+      const again = await createdAgainElsewhere(s, channelName);
       expect(again?.id).not.toBe(id);
 
       const stream = events(member, channelName);
@@ -101,15 +106,7 @@ describe("channel lifecycle", () => {
 
     it("lets a grantee of the channel created again elsewhere publish to it", async () => {
       const { s, member, channelName } = await setUp();
-      const { channel: again } = await server.instance.services.serviceStore.upsertChannel({
-        name: channelName,
-        type: "private",
-        scope: "supplier",
-        entity: "dashboard",
-        entityId: s,
-        createdBy: "elsewhere",
-        metadata: {},
-      });
+      const again = await createdAgainElsewhere(s, channelName);
       const guestId = uid("planner");
       const guest = server.client({ sub: guestId, role: "supplier", suppliers: [uid("other")] });
       await member.trpc.channel.grant.mutate({ channelName, userId: guestId });
