@@ -57,6 +57,16 @@ function rowsOf<T>(result: unknown): T[] {
   return Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);
 }
 
+/**
+ * The ids, the last one repeated up to the next power of two. Statements are prepared once per text
+ * and an `IN` list has one placeholder per value: batched reads of any size then share a handful of
+ * statements (and plans) instead of holding one per batch size.
+ */
+function paddedToPowerOfTwo(ids: readonly string[]): string[] {
+  const size = 2 ** Math.ceil(Math.log2(ids.length));
+  return Array.from({ length: size }, (_, i) => ids[Math.min(i, ids.length - 1)]!);
+}
+
 function isUniqueViolation(error: unknown): boolean {
   for (let e: unknown = error; e && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
     if ((e as { code?: unknown }).code === UNIQUE_VIOLATION) return true;
@@ -132,7 +142,7 @@ class DrizzleChannelStore implements ChannelStore {
       db
         .select({ id: channels.id, lastSeq: channels.lastSeq })
         .from(channels)
-        .where(inArray(channels.id, [...channelIds])),
+        .where(inArray(channels.id, paddedToPowerOfTwo(channelIds))),
     );
   }
 
