@@ -14,6 +14,7 @@ import {
   notExists,
   sql,
 } from "drizzle-orm";
+import { type Transaction, transactionAs } from "./actor-transaction.ts";
 import {
   type AppendMessage,
   type AuditQuery,
@@ -43,14 +44,12 @@ import {
   webhookOutbox,
   webhooks,
 } from "./schema.ts";
-import { actorStatement, type StoreActor } from "./store-actor.ts";
+import type { StoreActor } from "./store-actor.ts";
 
 const UNIQUE_VIOLATION = "23505";
 const CLEANUP_BATCH = 10_000;
 const WEBHOOK_HINT_MS = 60_000;
 const WEBHOOK_HINTS_MAX = 100_000;
-
-type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
 /** PGlite returns `{ rows }` from execute, postgres.js an array of rows. */
 function rowsOf<T>(result: unknown): T[] {
@@ -111,10 +110,7 @@ class DrizzleChannelStore implements ChannelStore {
    * second transaction would wait for this one on a single-connection database).
    */
   private run<T>(work: (db: Transaction) => Promise<T>): Promise<T> {
-    return this.root.transaction(async (tx) => {
-      await tx.execute(actorStatement(this.actor));
-      return work(tx);
-    });
+    return transactionAs(this.root, this.actor, work);
   }
 
   upsertChannel(input: NewChannel) {
