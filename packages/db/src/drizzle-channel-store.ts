@@ -633,8 +633,37 @@ class DrizzleChannelStore implements ChannelStore {
     );
   }
 
+  /**
+   * The batch as one JSON parameter, not drizzle's multi-row insert: that built one parameter per column
+   * per row on every flush (each broadcast's audit row paid for it) and a statement text per batch size.
+   */
   async writeAudit(rows: NewAuditRow[]) {
-    if (rows.length > 0) await this.run((db) => db.insert(auditLog).values(rows));
+    if (rows.length === 0) return;
+    const list = JSON.stringify(
+      rows.map((row) => ({
+        at: row.at?.toISOString() ?? null,
+        actorId: row.actorId ?? null,
+        action: row.action,
+        channelName: row.channelName ?? null,
+        outcome: row.outcome,
+        reason: row.reason ?? null,
+        instanceId: row.instanceId,
+        detail: row.detail ?? {},
+      })),
+    );
+    const field = (name: string) => sql.raw(`r.value->>'${name}'`);
+    await this.run((db) =>
+      db.execute(sql`insert into ${auditLog}
+        (${sql.identifier(auditLog.at.name)}, ${sql.identifier(auditLog.actorId.name)},
+         ${sql.identifier(auditLog.action.name)}, ${sql.identifier(auditLog.channelName.name)},
+         ${sql.identifier(auditLog.outcome.name)}, ${sql.identifier(auditLog.reason.name)},
+         ${sql.identifier(auditLog.instanceId.name)}, ${sql.identifier(auditLog.detail.name)})
+        select coalesce((${field("at")})::timestamptz, now()), ${field("actorId")}, ${field("action")},
+          ${field("channelName")}, (${field("outcome")})::audit_outcome, ${field("reason")},
+          ${field("instanceId")}, r.value->'detail'
+        from jsonb_array_elements(${list}::jsonb) with ordinality as r(value, ord)
+        order by r.ord`),
+    );
   }
 
   readAudit(query: AuditQuery) {
