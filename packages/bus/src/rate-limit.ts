@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { leasedRateLimiter } from "./leased-rate-limit.ts";
 
 export interface RateLimitRule {
   /** Distinguishes the counters of different rules in a shared store. */
@@ -48,11 +49,11 @@ export function redisRateLimiter(rule: RateLimitRule, client: Redis, prefix: str
     points: rule.points,
     duration: rule.durationSeconds,
   };
-  return wrap(
-    new RateLimiterRedis({
-      ...options,
-      storeClient: client,
-      insuranceLimiter: new RateLimiterMemory(options),
-    }),
-  );
+  const counter = new RateLimiterRedis({
+    ...options,
+    storeClient: client,
+    insuranceLimiter: new RateLimiterMemory(options),
+  });
+  // A round trip to Redis per consume sat on every broadcast's path; leases take points a few at a time.
+  return leasedRateLimiter(counter, rule);
 }

@@ -32,7 +32,9 @@ export class RedisBus implements Bus {
     this.prefix = options.prefix ?? "wedsync:";
     const common: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 2, replyMapping: "legacy" };
     // No offline queue for publishes: a broadcast is already durable and must not wait for Redis.
-    this.pub = new Redis(options.url, { ...common, enableOfflineQueue: false });
+    // Auto-pipelining: the commands of one event-loop turn (rate-limit checks and publishes of the
+    // broadcasts that arrived or committed together) go in one socket write, not one write each.
+    this.pub = new Redis(options.url, { ...common, enableOfflineQueue: false, enableAutoPipelining: true });
     this.sub = new Redis(options.url, { ...common, autoResubscribe: true });
     for (const connection of [this.pub, this.sub])
       connection.on("error", (error) => options.onError?.(error));

@@ -235,9 +235,11 @@ export class ChannelManager {
         return this.deps.queue.enqueueMessage(store, fresh, identity.sub, event, idempotencyKey);
       });
     if (!duplicate) this.deps.metrics.broadcasts.inc();
-    // Stored is acknowledged: a lost live frame is recovered by subscribers from the store. A
-    // duplicate is sent again too, in case the attempt that stored it never fanned it out.
-    await this.deps.fanout.publish(target.id, message).catch(() => {});
+    // Stored is acknowledged: a lost live frame is recovered by subscribers from the store, so the
+    // acknowledgement does not wait for Redis to confirm the publish (its outcome changes nothing for
+    // the caller; the frame is on its way, in seq order on the one publisher connection). A duplicate
+    // is sent again too, in case the attempt that stored it never fanned it out.
+    void this.deps.fanout.publish(target.id, message).catch(() => {});
     this.audit(identity, "broadcast", parsed.name, "ok", duplicate ? "idempotent retry" : null, {
       seq: message.seq,
     });

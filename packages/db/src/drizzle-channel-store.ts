@@ -14,6 +14,7 @@ import {
   notExists,
   sql,
 } from "drizzle-orm";
+import { type Transaction, transactionAs } from "./actor-transaction.ts";
 import {
   type AppendMessage,
   type AuditQuery,
@@ -43,14 +44,12 @@ import {
   webhookOutbox,
   webhooks,
 } from "./schema.ts";
-import { actorStatement, type StoreActor } from "./store-actor.ts";
+import type { StoreActor } from "./store-actor.ts";
 
 const UNIQUE_VIOLATION = "23505";
 const CLEANUP_BATCH = 10_000;
 const WEBHOOK_HINT_MS = 60_000;
 const WEBHOOK_HINTS_MAX = 100_000;
-
-type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
 /** PGlite returns `{ rows }` from execute, postgres.js an array of rows. */
 function rowsOf<T>(result: unknown): T[] {
@@ -121,10 +120,7 @@ class DrizzleChannelStore implements ChannelStore {
    * second transaction would wait for this one on a single-connection database).
    */
   private run<T>(work: (db: Transaction) => Promise<T>): Promise<T> {
-    return this.root.transaction(async (tx) => {
-      await tx.execute(actorStatement(this.actor));
-      return work(tx);
-    });
+    return transactionAs(this.root, this.actor, work);
   }
 
   upsertChannel(input: NewChannel) {
@@ -647,8 +643,37 @@ class DrizzleChannelStore implements ChannelStore {
     );
   }
 
+  /**
+   * The batch as one JSON parameter, not drizzle's multi-row insert: that built one parameter per column
+   * per row on every flush (each broadcast's audit row paid for it) and a statement text per batch size.
+   */
   async writeAudit(rows: NewAuditRow[]) {
-    if (rows.length > 0) await this.run((db) => db.insert(auditLog).values(rows));
+    if (rows.length === 0) return;
+    const list = JSON.stringify(
+      rows.map((row) => ({
+        at: row.at?.toISOString() ?? null,
+        actorId: row.actorId ?? null,
+        action: row.action,
+        channelName: row.channelName ?? null,
+        outcome: row.outcome,
+        reason: row.reason ?? null,
+        instanceId: row.instanceId,
+        detail: row.detail ?? {},
+      })),
+    );
+    const field = (name: string) => sql.raw(`r.value->>'${name}'`);
+    await this.run((db) =>
+      db.execute(sql`insert into ${auditLog}
+        (${sql.identifier(auditLog.at.name)}, ${sql.identifier(auditLog.actorId.name)},
+         ${sql.identifier(auditLog.action.name)}, ${sql.identifier(auditLog.channelName.name)},
+         ${sql.identifier(auditLog.outcome.name)}, ${sql.identifier(auditLog.reason.name)},
+         ${sql.identifier(auditLog.instanceId.name)}, ${sql.identifier(auditLog.detail.name)})
+        select coalesce((${field("at")})::timestamptz, now()), ${field("actorId")}, ${field("action")},
+          ${field("channelName")}, (${field("outcome")})::audit_outcome, ${field("reason")},
+          ${field("instanceId")}, r.value->'detail'
+        from jsonb_array_elements(${list}::jsonb) with ordinality as r(value, ord)
+        order by r.ord`),
+    );
   }
 
   readAudit(query: AuditQuery) {

@@ -1,4 +1,5 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
+import { type Transaction, transactionAs } from "./actor-transaction.ts";
 import type { AppendMessage } from "./channel-store.ts";
 import type { Database } from "./client.ts";
 import { channels, type MessageRow, messages } from "./schema.ts";
@@ -8,8 +9,6 @@ export interface AppendResult {
   message: MessageRow;
   duplicate: boolean;
 }
-
-type Transaction = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
 interface PendingAppend {
   actor: StoreActor;
@@ -80,8 +79,10 @@ export class GroupCommit {
 
   private async commit(channelId: string, batch: PendingAppend[]): Promise<void> {
     if (batch.length > 1 && !this.hasWebhooks(channelId)) {
-      const results = await this.db
-        .transaction((tx) => commitBatch(tx, channelId, batch))
+      const [first] = batch;
+      const results = await transactionAs(this.db, (first as PendingAppend).actor, (tx) =>
+        commitBatch(tx, channelId, batch),
+      )
         // Retried one by one below: each append gets its own outcome, errors included.
         .catch(() => undefined);
       if (results) {
@@ -105,10 +106,11 @@ async function commitBatch(
   batch: PendingAppend[],
 ): Promise<AppendResult[]> {
   const results: AppendResult[] = [];
-  for (const run of runsByActor(batch)) {
+  for (const [i, run] of runsByActor(batch).entries()) {
     const [first] = run;
     if (!first) continue;
-    await tx.execute(actorStatement(first.actor));
+    // The first run's actor statement opened the transaction (transactionAs).
+    if (i > 0) await tx.execute(actorStatement(first.actor));
     results.push(
       ...(await insertRun(
         tx,
