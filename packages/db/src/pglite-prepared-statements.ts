@@ -67,7 +67,7 @@ async function runPrepared<T>(
     ]),
     { syncToFs: false },
   )) as BackendMessage[];
-  return toResults<T>(messages, prepared.fields, { ...pg.parsers, ...options?.parsers }, options);
+  return toResults<T>(pg, messages, prepared.fields, options);
 }
 
 async function prepare(pg: PGlite, statements: Statements, text: string): Promise<Prepared> {
@@ -97,20 +97,29 @@ async function prepare(pg: PGlite, statements: Statements, text: string): Promis
 /** Commands whose completion tag ends in the number of rows they changed. */
 const ROW_COUNTING = new Set(["INSERT", "UPDATE", "DELETE", "COPY", "MERGE"]);
 
-/** The same result PGlite's `query` builds: rows parsed by type, as arrays or objects. */
+/**
+ * The same result PGlite's `query` builds: rows parsed by type, as arrays or objects. Each column's
+ * parser is looked up once per call (the call's own, else the instance's), where PGlite merges both
+ * parser tables into a new object on every query.
+ */
 function toResults<T>(
+  pg: PGlite,
   messages: BackendMessage[],
   fields: Prepared["fields"],
-  parsers: NonNullable<QueryOptions["parsers"]>,
   options: QueryOptions | undefined,
 ): Results<T> {
+  const parsers = fields.map(({ dataTypeID }) => options?.parsers?.[dataTypeID] ?? pg.parsers[dataTypeID]);
+  const parse = (value: string | null, i: number) => {
+    if (value === null) return null;
+    const type = fields[i]!.dataTypeID;
+    const parser = parsers[i];
+    return parser ? parser(value, type) : types.parseType(value, type);
+  };
   const rows: unknown[] = [];
   let affectedRows = 0;
   for (const message of messages) {
     if (message.name === "dataRow") {
-      const values = (message.fields as Array<string | null>).map((value, i) =>
-        types.parseType(value, fields[i]!.dataTypeID, parsers),
-      );
+      const values = (message.fields as Array<string | null>).map(parse);
       rows.push(
         options?.rowMode === "array"
           ? values
