@@ -15,6 +15,7 @@ import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { ConnectionHealthMonitor, TOKEN_EXPIRED_CLOSE_CODE } from "./connection-health.ts";
 import { type HealthProbes, handleOpsRequest, registerDependencyGauge } from "./ops-routes.ts";
+import { createJsonPostHandler, isPlainJsonPost } from "./trpc-http.ts";
 import { handleInboundWebhook, INBOUND_WEBHOOK_PATH } from "./webhook-routes.ts";
 
 export interface ServerOptions {
@@ -95,13 +96,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     else logger.debug(fields, "procedure refused");
   };
 
-  const trpcHandler = createHTTPHandler<AppRouter>({
+  const trpcOptions = {
     router: appRouter,
     basePath: `${TRPC_PATH}/`,
     maxBodySize: maxFrameBytes,
-    createContext: ({ req }) => contextFor(bearer(req)),
+    createContext: (req: IncomingMessage) => contextFor(bearer(req)),
     onError,
+  };
+  const trpcHandler = createHTTPHandler<AppRouter>({
+    ...trpcOptions,
+    createContext: ({ req }) => trpcOptions.createContext(req),
   });
+  // The stock mode keeps tRPC's own adapters throughout: the reference the fast paths are measured against.
+  const jsonPostHandler =
+    config.CHANNELS_FANOUT_MODE === "encode-once" ? createJsonPostHandler(trpcOptions) : trpcHandler;
 
   const health = new ConnectionHealthMonitor({
     intervalMs: config.CHANNELS_HEARTBEAT_MS,
@@ -141,7 +149,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         () =>
           new Promise<void>((resolve) => {
             res.once("close", resolve);
-            void trpcHandler(req, res);
+            void (isPlainJsonPost(req) ? jsonPostHandler : trpcHandler)(req, res);
           }),
       );
     }

@@ -32,18 +32,21 @@ const t = initTRPC.context<Context>().create({
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-/** Mutations are counted so that a draining instance finishes what it has accepted. */
-const drainableProcedure = t.procedure.use(({ ctx, type, next }) =>
-  type === "mutation" ? ctx.services.inflight.run(() => next()) : next(),
-);
-
-export const authedProcedure = drainableProcedure.use(async ({ ctx, next, getRawInput }) => {
-  if (!ctx.identity) {
-    throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
-  }
-  const input = await getRawInput();
-  if (input instanceof HostileInput) throw new TRPCError({ code: "BAD_REQUEST", message: input.reason });
-  return next({ ctx: { ...ctx, identity: ctx.identity } });
+/**
+ * The caller holds a valid token and sent no hostile input. Mutations are counted so that a draining
+ * instance finishes what it has accepted. One middleware, not two: every layer of tRPC's chain copies
+ * the call's options, and this one runs on every call.
+ */
+export const authedProcedure = t.procedure.use(({ ctx, type, next, getRawInput }) => {
+  const call = async () => {
+    if (!ctx.identity) {
+      throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
+    }
+    const input = await getRawInput();
+    if (input instanceof HostileInput) throw new TRPCError({ code: "BAD_REQUEST", message: input.reason });
+    return next({ ctx: { identity: ctx.identity } });
+  };
+  return type === "mutation" ? ctx.services.inflight.run(call) : call();
 });
 
 export const adminProcedure = authedProcedure.use(({ ctx, next }) => {
