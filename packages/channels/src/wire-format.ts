@@ -62,7 +62,9 @@ export const channelsTransformer = {
   deserialize(value: unknown): unknown {
     const hostile = findHostileJson(value);
     if (hostile) return new HostileInput(hostile);
-    return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0]);
+    // In place, as superjson.parse does: tRPC hands over JSON it has just parsed and keeps no other use
+    // of it, so copying every input first (copy-anything) would only make garbage.
+    return superjson.deserialize(value as Parameters<typeof superjson.deserialize>[0], { inPlace: true });
   },
 };
 
