@@ -1,4 +1,4 @@
-import { createTRPCClient, httpBatchLink, splitLink, type TRPCClient, TRPCClientError } from "@trpc/client";
+import { createTRPCClient, httpBatchLink, type TRPCClient, TRPCClientError } from "@trpc/client";
 import type { AppRouter } from "@wedsync/channels";
 import superjson from "superjson";
 import { SubscriptionConnection } from "./ws-connection.ts";
@@ -57,18 +57,15 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
   });
   const trpc = createTRPCClient<AppRouter>({
     links: [
-      splitLink({
-        condition: (op) => op.type === "subscription",
-        true: subscriptionLink<AppRouter>({
-          connection,
-          retry: (error, attempt) => !FINAL_CODES.has(error.data?.code ?? "") && attempt < 1_000,
-          retryDelayMs,
-        }),
-        false: httpBatchLink({
-          url: `${base}/trpc`,
-          transformer: superjson,
-          headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
-        }),
+      subscriptionLink<AppRouter>({
+        connection,
+        retry: (error, attempt) => !FINAL_CODES.has(error.data?.code ?? "") && attempt < 1_000,
+        retryDelayMs,
+      }),
+      httpBatchLink({
+        url: `${base}/trpc`,
+        transformer: superjson,
+        headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
       }),
     ],
   });

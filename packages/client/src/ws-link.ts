@@ -1,4 +1,4 @@
-import { TRPCClientError, type TRPCLink } from "@trpc/client";
+import type { TRPCLink } from "@trpc/client";
 import type { AnyTRPCRouter } from "@trpc/server";
 import { observable } from "@trpc/server/observable";
 import type { SubscriptionConnection } from "./ws-connection.ts";
@@ -12,20 +12,18 @@ export interface SubscriptionLinkOptions {
 }
 
 /**
- * The terminating link for subscriptions: each one goes straight to the shared socket, and each
- * event goes straight back to the caller's observer. It replaces tRPC's wsLink + retryLink, whose
- * per-event observable layers, copies and timer resets cost more CPU than the JSON parse itself.
+ * Takes subscriptions to the shared socket and passes every other operation to the next link. Each
+ * event goes straight back to the caller's observer. It replaces tRPC's wsLink + retryLink (and
+ * the splitLink in front of them), whose per-event observable layers, copies and timer resets
+ * cost more CPU than the JSON parse itself.
  */
 export function subscriptionLink<TRouter extends AnyTRPCRouter>(
   options: SubscriptionLinkOptions,
 ): TRPCLink<TRouter> {
   return () =>
-    ({ op }) =>
-      observable((observer) => {
-        if (op.type !== "subscription") {
-          observer.error(new TRPCClientError(`${op.type} "${op.path}" cannot go over the subscription link`));
-          return;
-        }
+    ({ op, next }) => {
+      if (op.type !== "subscription") return next(op);
+      return observable((observer) => {
         const stream = new SubscriptionStream<TRouter>(
           op,
           observer,
@@ -49,4 +47,5 @@ export function subscriptionLink<TRouter extends AnyTRPCRouter>(
           stream.stop();
         };
       });
+    };
 }

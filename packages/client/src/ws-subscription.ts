@@ -1,6 +1,7 @@
 import { type Operation, type OperationResultObserver, TRPCClientError } from "@trpc/client";
 import type { AnyTRPCRouter } from "@trpc/server";
 import superjson from "superjson";
+import { fromWire } from "./superjson-wire.ts";
 import type {
   ConnectionState,
   ConnectionStream,
@@ -10,18 +11,6 @@ import type {
 
 /** Whether a subscription that failed with this error should be sent again (attempt counts from 1). */
 export type RetryPolicy = (error: TRPCClientError<AnyTRPCRouter>, attempt: number) => boolean;
-
-/**
- * A superjson payload as the wire carries it. Without `meta`, `json` already is the value: the
- * frame was just parsed and belongs to nobody else, so it needs neither a walk nor a copy. With
- * `meta` (a Date, a Map, ...), superjson restores those values in place instead of deep-copying.
- */
-function fromWire(payload: unknown): unknown {
-  if (payload === null || typeof payload !== "object") return payload;
-  const serialized = payload as { json: never; meta?: object };
-  if (serialized.meta === undefined) return serialized.json;
-  return superjson.deserialize(serialized, { inPlace: true });
-}
 
 /**
  * One `subscription` operation on the shared socket: what it sends (its input, serialized once,
