@@ -18,17 +18,20 @@ import {
  * and the server against tRPC's stock client: all three must agree on the wire.
  */
 
+/** An in-memory PGlite server takes seconds to start, much longer while every package's tests run. */
+const SERVER_START_MS = 120_000;
+
 const seqs = (messages: ChannelMessage[]) => messages.map((message) => message.seq);
 const consecutive = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 for (const mode of ["encode-once", "stock"] as const) {
-  describe(`our client against the server (CHANNELS_FANOUT_MODE=${mode})`, () => {
+  describe(`our client and tRPC's stock client against the server (CHANNELS_FANOUT_MODE=${mode})`, () => {
     let server: TestServer;
     beforeAll(async () => {
       server = await startTestServer({
         env: { CHANNELS_FANOUT_MODE: mode, CHANNELS_RATE_BROADCASTS_PER_MIN: "100000" },
       });
-    });
+    }, SERVER_START_MS);
     afterAll(() => server?.stop());
 
     it("resumes after every socket is cut, without a gap or a duplicate, with Dates intact", async () => {
@@ -77,58 +80,51 @@ for (const mode of ["encode-once", "stock"] as const) {
       const missing = `collaboration:${s}:${uid("c")}`;
       expect(await events(owner, missing).failure()).toBe("NOT_FOUND");
     });
+
+    // The server must keep working with tRPC's own client (createWSClient + wsLink), in either mode.
+    it("works with tRPC's stock client: tracked messages with Dates, resume from lastEventId after a cut", async () => {
+      const s = uid("s");
+      const publisher = server.client({ sub: uid("pub"), role: "supplier", suppliers: [s] });
+      const { name: channelName } = await publisher.trpc.channel.create.mutate({
+        scope: "supplier",
+        entity: "dashboard",
+        entityId: s,
+      });
+      const token = await server.token({ sub: uid("stock"), role: "supplier", suppliers: [s] });
+      const wsClient = createWSClient({
+        url: `${server.url.replace(/^http/, "ws")}/trpc`,
+        WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+        connectionParams: () => ({ token }),
+        retryDelayMs: () => 50,
+      });
+      const stock = createTRPCClient<AppRouter>({
+        links: [
+          splitLink({
+            condition: (op) => op.type === "subscription",
+            true: wsLink({ client: wsClient, transformer: superjson }),
+            false: httpBatchLink({
+              url: `${server.url}/trpc`,
+              transformer: superjson,
+              headers: () => ({ authorization: `Bearer ${token}` }),
+            }),
+          }),
+        ],
+      });
+      try {
+        const stream = collect((handlers) => stock.channel.events.subscribe({ channelName }, handlers));
+        const first = await primeLive(stream, (i) => post(publisher, channelName, `probe ${i}`));
+        for (let i = 0; i < 5; i++) await post(publisher, channelName, `before ${i}`);
+        await stream.untilMatch(() => stream.messages().at(-1)?.seq === first + 5, "5 more");
+        expect(server.dropConnections()).toBeGreaterThan(0);
+        for (let i = 0; i < 5; i++) await post(publisher, channelName, `after ${i}`);
+        await stream.untilMatch(() => stream.messages().at(-1)?.seq === first + 10, "5 after the cut");
+        const received = stream.messages().filter((message) => message.seq >= first);
+        expect(seqs(received)).toEqual(consecutive(first, first + 10));
+        expect(received.every((message) => message.sentAt instanceof Date)).toBe(true);
+        stream.unsubscribe();
+      } finally {
+        wsClient.close();
+      }
+    });
   });
 }
-
-describe("the server with tRPC's stock client (createWSClient + wsLink)", () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer({ env: { CHANNELS_RATE_BROADCASTS_PER_MIN: "100000" } });
-  });
-  afterAll(() => server?.stop());
-
-  it("streams tracked messages with Dates and resumes from lastEventId after a cut", async () => {
-    const s = uid("s");
-    const publisher = server.client({ sub: uid("pub"), role: "supplier", suppliers: [s] });
-    const { name: channelName } = await publisher.trpc.channel.create.mutate({
-      scope: "supplier",
-      entity: "dashboard",
-      entityId: s,
-    });
-    const token = await server.token({ sub: uid("stock"), role: "supplier", suppliers: [s] });
-    const wsClient = createWSClient({
-      url: `${server.url.replace(/^http/, "ws")}/trpc`,
-      WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
-      connectionParams: () => ({ token }),
-      retryDelayMs: () => 50,
-    });
-    const stock = createTRPCClient<AppRouter>({
-      links: [
-        splitLink({
-          condition: (op) => op.type === "subscription",
-          true: wsLink({ client: wsClient, transformer: superjson }),
-          false: httpBatchLink({
-            url: `${server.url}/trpc`,
-            transformer: superjson,
-            headers: () => ({ authorization: `Bearer ${token}` }),
-          }),
-        }),
-      ],
-    });
-    try {
-      const stream = collect((handlers) => stock.channel.events.subscribe({ channelName }, handlers));
-      const first = await primeLive(stream, (i) => post(publisher, channelName, `probe ${i}`));
-      for (let i = 0; i < 5; i++) await post(publisher, channelName, `before ${i}`);
-      await stream.untilMatch(() => stream.messages().at(-1)?.seq === first + 5, "5 more");
-      expect(server.dropConnections()).toBeGreaterThan(0);
-      for (let i = 0; i < 5; i++) await post(publisher, channelName, `after ${i}`);
-      await stream.untilMatch(() => stream.messages().at(-1)?.seq === first + 10, "5 after the cut");
-      const received = stream.messages().filter((message) => message.seq >= first);
-      expect(seqs(received)).toEqual(consecutive(first, first + 10));
-      expect(received.every((message) => message.sentAt instanceof Date)).toBe(true);
-      stream.unsubscribe();
-    } finally {
-      wsClient.close();
-    }
-  });
-});
