@@ -1,16 +1,8 @@
-import {
-  createTRPCClient,
-  createWSClient,
-  httpBatchLink,
-  retryLink,
-  splitLink,
-  type TRPCClient,
-  TRPCClientError,
-  wsLink,
-} from "@trpc/client";
+import { createTRPCClient, httpBatchLink, type TRPCClient, TRPCClientError } from "@trpc/client";
 import type { AppRouter } from "@wedsync/channels";
 import superjson from "superjson";
-import WebSocket from "ws";
+import { SubscriptionConnection } from "./ws-connection.ts";
+import { subscriptionLink } from "./ws-link.ts";
 
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -55,34 +47,29 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
   const base = options.url.replace(/\/+$/, "");
   const getToken = async () => (typeof options.token === "function" ? options.token() : options.token);
   const retryDelayMs = options.retryDelayMs ?? jitteredBackoff;
-  const wsClient = createWSClient({
-    url: `${base.replace(/^http/, "ws")}/trpc`,
-    WebSocket: options.webSocket ?? (WebSocket as unknown as typeof globalThis.WebSocket),
+  const connection = new SubscriptionConnection({
+    url: `${base.replace(/^http/, "ws")}/trpc?connectionParams=1`,
+    webSocket: options.webSocket,
     connectionParams: async () => ({ token: await getToken() }),
     retryDelayMs,
-    // Connect on the first subscription, close after 30 s without one. (closeMs 0 re-arms tRPC's idle
-    // timer in a 0 ms loop while a subscription is live: ~10% of a core per idle client.)
-    lazy: { enabled: true, closeMs: 30_000 },
+    // Connect on the first subscription, close after 30 s without one.
+    idleCloseMs: 30_000,
   });
   const trpc = createTRPCClient<AppRouter>({
     links: [
-      retryLink({
-        retry: ({ op, error, attempts }) =>
-          op.type === "subscription" && !FINAL_CODES.has(error.data?.code ?? "") && attempts < 1_000,
+      subscriptionLink<AppRouter>({
+        connection,
+        retry: (error, attempt) => !FINAL_CODES.has(error.data?.code ?? "") && attempt < 1_000,
         retryDelayMs,
       }),
-      splitLink({
-        condition: (op) => op.type === "subscription",
-        true: wsLink({ client: wsClient, transformer: superjson }),
-        false: httpBatchLink({
-          url: `${base}/trpc`,
-          transformer: superjson,
-          headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
-        }),
+      httpBatchLink({
+        url: `${base}/trpc`,
+        transformer: superjson,
+        headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
       }),
     ],
   });
-  return { trpc, close: () => wsClient.close() };
+  return { trpc, close: () => connection.close() };
 }
 
 /** The tRPC error code of a failed call (UNAUTHORIZED, FORBIDDEN, ...), if it carries one. */

@@ -1,0 +1,291 @@
+import { TRPCClientError } from "@trpc/client";
+import WebSocket from "ws";
+
+/**
+ * One WebSocket shared by every subscription of a client, speaking tRPC v11's WebSocket protocol:
+ * it connects when the first subscription needs it, sends a fresh token on every connect, routes
+ * each response to its subscription by request id, reconnects with backoff after any loss and then
+ * re-sends every live subscription. What a subscription does with its responses is
+ * SubscriptionStream's job (ws-subscription.ts).
+ */
+
+/** A response frame as tRPC's WebSocket adapter sends it (or a server request, with `method`). */
+export interface ResponseFrame {
+  id: number | string | null;
+  method?: string;
+  result?: { type?: string; id?: string; data?: unknown };
+  error?: unknown;
+}
+
+/** tRPC's connection states, passed on to each subscription's onConnectionStateChange. */
+export type ConnectionState =
+  | { type: "state"; state: "idle"; error: null }
+  | { type: "state"; state: "connecting"; error: TRPCClientError<never> | null }
+  | { type: "state"; state: "pending"; error: null };
+
+/** What the connection needs from one subscription. */
+export interface ConnectionStream {
+  /** The `subscription` request to send under this request id, with the current resume point. */
+  request(id: number): unknown;
+  /** A response to that request. */
+  receive(frame: ResponseFrame): void;
+  connectionState(state: ConnectionState): void;
+  /** The client was closed: the subscription ends without an error. */
+  end(): void;
+}
+
+export interface SubscriptionConnectionOptions {
+  /** The WebSocket URL, `?connectionParams=1` included. */
+  url: string;
+  /** Called on every connect, so that a reconnect after a token expired sends a fresh one. */
+  connectionParams: () => Promise<Record<string, string>>;
+  /** Delay before reconnect attempt n (0 for the first after a working connection). */
+  retryDelayMs: (attempt: number) => number;
+  /** A browser-style WebSocket class; the `ws` package when absent. */
+  webSocket?: typeof globalThis.WebSocket;
+  /** How long the socket stays open without subscriptions. */
+  idleCloseMs: number;
+}
+
+/** The part of a WebSocket this file uses, common to browsers' and the `ws` package's. */
+interface Socket {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+interface SocketEvents {
+  open(): void;
+  message(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+const CLOSING = 2;
+
+function listen(socket: Socket, events: SocketEvents) {
+  if (socket instanceof WebSocket) {
+    // The `ws` package's own events: its addEventListener would wrap every frame in a MessageEvent.
+    socket.on("open", events.open);
+    socket.on("message", (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) events.message(data.toString());
+    });
+    socket.on("close", (code: number, reason: Buffer) => events.close(code, reason.toString()));
+    // Always followed by "close"; an EventEmitter without an "error" listener would throw instead.
+    socket.on("error", () => {});
+    return;
+  }
+  const target = socket as unknown as globalThis.WebSocket;
+  target.addEventListener("open", () => events.open());
+  target.addEventListener("message", (event) => {
+    if (typeof event.data === "string") events.message(event.data);
+  });
+  target.addEventListener("close", (event) => events.close(event.code, event.reason));
+  target.addEventListener("error", () => {});
+}
+
+export class SubscriptionConnection {
+  private socket: Socket | undefined;
+  /** Open and connectionParams sent: requests can go out. */
+  private ready = false;
+  /** Between deciding to connect and the socket opening (the token may still be on its way). */
+  private connecting = false;
+  private closed = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Connections in a row that ended before the server answered anything: the backoff attempt. */
+  private failures = 0;
+  private lastRequestId = 0;
+  private state: ConnectionState = { type: "state", state: "idle", error: null };
+  /** Every subscription that has not ended, including those waiting to retry after an error. */
+  private readonly streams = new Set<ConnectionStream>();
+  /** Subscriptions the server ended with a retryable error: not re-sent until they ask. */
+  private readonly parked = new Set<ConnectionStream>();
+  /** Request ids on the current socket. Each (re)send gets a new id, so late frames of an old one are ignored. */
+  private readonly byRequestId = new Map<number | string, ConnectionStream>();
+  private readonly requestIds = new Map<ConnectionStream, number>();
+
+  constructor(private readonly options: SubscriptionConnectionOptions) {}
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get connectionState(): ConnectionState {
+    return this.state;
+  }
+
+  /** Sends the subscription now if the socket is ready, or once it is (connecting if needed). */
+  subscribe(stream: ConnectionStream): void {
+    this.streams.add(stream);
+    this.parked.delete(stream);
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (this.ready) this.send([stream]);
+    else this.connect();
+  }
+
+  /** The caller stopped listening: tell the server, unless it already ended the subscription. */
+  unsubscribe(stream: ConnectionStream): void {
+    const id = this.forgetRequest(stream);
+    if (id !== undefined && this.ready)
+      this.socket!.send(JSON.stringify({ id, method: "subscription.stop" }));
+    this.streams.delete(stream);
+    this.parked.delete(stream);
+    if (this.streams.size === 0) this.closeWhenIdle();
+  }
+
+  /** The server ended the subscription ("stopped" or a final error): nothing to stop or re-send. */
+  ended(stream: ConnectionStream): void {
+    this.forgetRequest(stream);
+    this.streams.delete(stream);
+    this.parked.delete(stream);
+    if (this.streams.size === 0) this.closeWhenIdle();
+  }
+
+  /** The server ended the subscription with a retryable error: keep it, but re-send only on subscribe(). */
+  park(stream: ConnectionStream): void {
+    this.forgetRequest(stream);
+    this.parked.add(stream);
+  }
+
+  /** Ends every subscription and closes the socket; the client cannot subscribe again. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.idleTimer);
+    const streams = [...this.streams];
+    this.streams.clear();
+    this.parked.clear();
+    this.dropSocket();
+    for (const stream of streams) stream.end();
+  }
+
+  private forgetRequest(stream: ConnectionStream): number | undefined {
+    const id = this.requestIds.get(stream);
+    if (id === undefined) return undefined;
+    this.requestIds.delete(stream);
+    this.byRequestId.delete(id);
+    return id;
+  }
+
+  private send(streams: ConnectionStream[]) {
+    const requests = streams.map((stream) => {
+      this.forgetRequest(stream);
+      const id = ++this.lastRequestId;
+      this.byRequestId.set(id, stream);
+      this.requestIds.set(stream, id);
+      return stream.request(id);
+    });
+    // Several at once go as one array frame, as tRPC's own client batches them.
+    this.socket!.send(JSON.stringify(requests.length === 1 ? requests[0] : requests));
+  }
+
+  private connect() {
+    if (this.closed || this.socket !== undefined || this.connecting || this.reconnectTimer !== undefined)
+      return;
+    this.connecting = true;
+    if (this.state.state === "idle") this.setState({ type: "state", state: "connecting", error: null });
+    this.open().catch((error: unknown) => this.lost(error));
+  }
+
+  private async open() {
+    const params = await this.options.connectionParams();
+    if (this.closed || this.streams.size === 0) {
+      this.connecting = false;
+      this.setState({ type: "state", state: "idle", error: null });
+      return;
+    }
+    const Impl = (this.options.webSocket ?? WebSocket) as unknown as new (url: string) => Socket;
+    const socket = new Impl(this.options.url);
+    this.socket = socket;
+    listen(socket, {
+      open: () => {
+        if (this.socket !== socket) return;
+        this.connecting = false;
+        this.ready = true;
+        socket.send(JSON.stringify({ method: "connectionParams", data: params }));
+        this.setState({ type: "state", state: "pending", error: null });
+        const waiting = [...this.streams].filter((stream) => !this.parked.has(stream));
+        if (waiting.length > 0) this.send(waiting);
+        if (this.streams.size === 0) this.closeWhenIdle();
+      },
+      message: (text) => {
+        if (this.socket === socket) this.receive(text);
+      },
+      close: (code, reason) => {
+        if (this.socket === socket)
+          this.lost(new Error(`WebSocket closed (${code}${reason ? `: ${reason}` : ""})`));
+      },
+    });
+  }
+
+  /** The hot path: one JSON.parse and one map lookup per frame, then the subscription's own handling. */
+  private receive(text: string) {
+    if (text === "PING") {
+      this.socket!.send("PONG");
+      return;
+    }
+    if (text === "PONG") return;
+    let frame: ResponseFrame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (frame === null || typeof frame !== "object") return;
+    this.failures = 0;
+    if (frame.method !== undefined) {
+      // The server is shutting down: go elsewhere now (the load balancer picks another instance).
+      if (frame.method === "reconnect") this.lost(new Error("server asked clients to reconnect"));
+      return;
+    }
+    const stream = frame.id === null ? undefined : this.byRequestId.get(frame.id);
+    if (stream !== undefined) stream.receive(frame);
+  }
+
+  /** The socket went (or must go): reconnect after a backoff if anything is still subscribed. */
+  private lost(cause: unknown) {
+    this.dropSocket();
+    if (this.closed) return;
+    if (this.streams.size === 0) {
+      this.setState({ type: "state", state: "idle", error: null });
+      return;
+    }
+    const error = new TRPCClientError<never>("WebSocket closed", {
+      cause: cause instanceof Error ? cause : new Error(String(cause)),
+    });
+    this.setState({ type: "state", state: "connecting", error });
+    const delay = this.options.retryDelayMs(this.failures);
+    this.failures++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.streams.size > 0) this.connect();
+      else this.setState({ type: "state", state: "idle", error: null });
+    }, delay);
+  }
+
+  private dropSocket() {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.ready = false;
+    this.connecting = false;
+    this.byRequestId.clear();
+    this.requestIds.clear();
+    if (socket !== undefined && socket.readyState < CLOSING) socket.close();
+  }
+
+  private closeWhenIdle() {
+    if (this.idleTimer !== undefined || this.socket === undefined) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.streams.size > 0) return;
+      this.dropSocket();
+      this.setState({ type: "state", state: "idle", error: null });
+    }, this.options.idleCloseMs);
+  }
+
+  private setState(state: ConnectionState) {
+    this.state = state;
+    for (const stream of this.streams) stream.connectionState(state);
+  }
+}

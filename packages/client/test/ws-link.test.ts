@@ -1,0 +1,308 @@
+import type { AddressInfo } from "node:net";
+import superjson from "superjson";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocketServer, type WebSocket as WsSocket } from "ws";
+import { type ChannelsClient, createChannelsClient, errorCode } from "../src/index.ts";
+
+/**
+ * The link against a scripted server that speaks tRPC v11's WebSocket protocol: each test sees the
+ * exact frames the client sends and chooses the frames it gets back.
+ */
+
+interface Connection {
+  socket: WsSocket;
+  url: string;
+  /** Every parsed frame the client sent on this connection, in order (arrays flattened). */
+  received: Array<Record<string, unknown>>;
+  /** Text frames exactly as sent (for PING/PONG). */
+  raw: string[];
+}
+
+interface ScriptedServer {
+  url: string;
+  connections: Connection[];
+  /** Resolves with the nth connection (0-based) once the client has sent n subscription requests on it. */
+  subscriptionsOn(index: number, count?: number): Promise<Array<Record<string, unknown>>>;
+  close(): Promise<void>;
+}
+
+const waitUntil = async (check: () => boolean, what: string, timeoutMs = 5_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+};
+
+async function startScriptedServer(): Promise<ScriptedServer> {
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  await new Promise((resolve) => wss.once("listening", resolve));
+  const connections: Connection[] = [];
+  wss.on("connection", (socket, request) => {
+    const connection: Connection = { socket, url: request.url ?? "", received: [], raw: [] };
+    connections.push(connection);
+    socket.on("message", (data) => {
+      const text = data.toString();
+      connection.raw.push(text);
+      if (text === "PING" || text === "PONG") return;
+      const parsed = JSON.parse(text);
+      for (const frame of Array.isArray(parsed) ? parsed : [parsed]) {
+        connection.received.push(frame);
+        if (frame.method === "subscription")
+          socket.send(JSON.stringify({ id: frame.id, result: { type: "started" } }));
+      }
+    });
+  });
+  const subscriptions = (index: number) =>
+    connections[index]?.received.filter((frame) => frame.method === "subscription") ?? [];
+  return {
+    url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    connections,
+    async subscriptionsOn(index, count = 1) {
+      await waitUntil(
+        () => subscriptions(index).length >= count,
+        `${count} subscription(s) on connection ${index}`,
+      );
+      return subscriptions(index);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}
+
+/** A tracked data frame as the server sends it: `{id, data}` through superjson. */
+const dataFrame = (requestId: unknown, trackedId: string, data: unknown) =>
+  JSON.stringify({
+    id: requestId,
+    result: { type: "data", id: trackedId, data: superjson.serialize({ id: trackedId, data }) },
+  });
+
+const errorFrame = (requestId: unknown, code: string, numericCode: number) =>
+  JSON.stringify({
+    id: requestId,
+    error: superjson.serialize({
+      message: `refused: ${code}`,
+      code: numericCode,
+      data: { code, httpStatus: 403, path: "channel.events" },
+    }),
+  });
+
+interface Seen {
+  data: unknown[];
+  started: number;
+  error?: unknown;
+  completed: boolean;
+  states: Array<{ state: string; error: unknown }>;
+}
+
+function subscribe(client: ChannelsClient, input: { channelName: string; lastEventId?: string }) {
+  const seen: Seen = { data: [], started: 0, completed: false, states: [] };
+  const subscription = client.trpc.channel.events.subscribe(input, {
+    onStarted: () => seen.started++,
+    onData: (envelope) => seen.data.push(envelope),
+    onError: (error) => {
+      seen.error = error;
+    },
+    onComplete: () => {
+      seen.completed = true;
+    },
+    onConnectionStateChange: (state) => seen.states.push({ state: state.state, error: state.error }),
+  });
+  return { seen, subscription };
+}
+
+const message = (seq: number, text = `message ${seq}`) => ({
+  type: "message",
+  id: `c1:${seq}`,
+  channel: "supplier:dashboard:s1",
+  seq,
+  event: "message.posted",
+  payload: { text },
+  senderId: "u1",
+  sentAt: new Date(Date.UTC(2026, 5, 20, 14, 0, seq)),
+});
+
+describe("subscription link (tRPC v11 WebSocket protocol)", () => {
+  let server: ScriptedServer;
+  let client: ChannelsClient | undefined;
+  afterEach(async () => {
+    await client?.close();
+    client = undefined;
+    await server?.close();
+  });
+
+  const start = async (token: () => string, retryDelayMs: (attempt: number) => number = () => 20) => {
+    server = await startScriptedServer();
+    client = createChannelsClient({ url: server.url, token, retryDelayMs });
+    return client;
+  };
+
+  it("connects only once something subscribes, sends the token first, and the input through superjson", async () => {
+    const c = await start(() => "token-1");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(server.connections).toHaveLength(0);
+
+    subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const [request] = await server.subscriptionsOn(0);
+    const connection = server.connections[0]!;
+    expect(connection.url).toBe("/trpc?connectionParams=1");
+    expect(connection.received[0]).toEqual({ method: "connectionParams", data: { token: "token-1" } });
+    expect(request).toMatchObject({
+      method: "subscription",
+      params: { path: "channel.events", input: { json: { channelName: "supplier:dashboard:s1" } } },
+    });
+    expect(typeof request!.id).toBe("number");
+  });
+
+  it("hands over tracked data as {id, data}, with superjson values (Date, Map) restored", async () => {
+    const c = await start(() => "t");
+    const { seen } = subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const [request] = await server.subscriptionsOn(0);
+    const socket = server.connections[0]!.socket;
+    socket.send(dataFrame(request!.id, "c1:1", message(1)));
+    const withMap = { ...message(2), payload: { fields: new Map([["a", new Date(0)]]) } };
+    socket.send(dataFrame(request!.id, "c1:2", withMap));
+    await waitUntil(() => seen.data.length === 2, "two events");
+    expect(seen.started).toBe(1);
+    expect(seen.data[0]).toEqual({ id: "c1:1", data: message(1) });
+    const first = seen.data[0] as { data: { sentAt: Date } };
+    expect(first.data.sentAt).toBeInstanceOf(Date);
+    expect(first.data.sentAt.toISOString()).toBe("2026-06-20T14:00:01.000Z");
+    expect(seen.data[1]).toEqual({ id: "c1:2", data: withMap });
+    const second = seen.data[1] as { data: { payload: { fields: Map<string, Date> } } };
+    expect(second.data.payload.fields.get("a")).toBeInstanceOf(Date);
+  });
+
+  it("after the socket is cut, reconnects with a fresh token and resumes from the last tracked id", async () => {
+    let issued = 0;
+    const c = await start(() => `token-${++issued}`);
+    const { seen } = subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const [first] = await server.subscriptionsOn(0);
+    const socket = server.connections[0]!.socket;
+    socket.send(dataFrame(first!.id, "c1:1", message(1)));
+    socket.send(dataFrame(first!.id, "c1:2", message(2)));
+    await waitUntil(() => seen.data.length === 2, "two events");
+
+    // What the server does when a token expires: close with its token-expired code.
+    socket.close(4001, "token expired: reconnect with a fresh token");
+    const [again] = await server.subscriptionsOn(1);
+    expect(server.connections[1]!.received[0]).toEqual({
+      method: "connectionParams",
+      data: { token: "token-2" },
+    });
+    expect(again).toMatchObject({
+      method: "subscription",
+      params: {
+        path: "channel.events",
+        input: { json: { channelName: "supplier:dashboard:s1" } },
+        lastEventId: "c1:2",
+      },
+    });
+    server.connections[1]!.socket.send(dataFrame(again!.id, "c1:3", message(3)));
+    await waitUntil(() => seen.data.length === 3, "the third event");
+    expect(seen.data.map((envelope) => (envelope as { id: string }).id)).toEqual(["c1:1", "c1:2", "c1:3"]);
+    expect(seen.started).toBe(2);
+    expect(seen.error).toBeUndefined();
+    // onConnectionStateChange saw the loss (tests of the cluster count these).
+    expect(seen.states.some(({ state, error }) => state === "connecting" && error !== null)).toBe(true);
+  });
+
+  it("on the server's reconnect notification, moves to a new connection and resubscribes from the last id", async () => {
+    const c = await start(() => "t");
+    const { seen } = subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const [first] = await server.subscriptionsOn(0);
+    const old = server.connections[0]!;
+    old.socket.send(dataFrame(first!.id, "c1:7", message(7)));
+    old.socket.send(JSON.stringify({ id: null, method: "reconnect" }));
+    const [again] = await server.subscriptionsOn(1);
+    expect(again!.params).toMatchObject({ lastEventId: "c1:7" });
+    await waitUntil(() => old.socket.readyState === old.socket.CLOSED, "the old socket to close");
+    expect(seen.data).toHaveLength(1);
+    expect(seen.error).toBeUndefined();
+  });
+
+  it("unsubscribing sends subscription.stop for that request and nothing reaches the handlers afterwards", async () => {
+    const c = await start(() => "t");
+    const { seen, subscription } = subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const [request] = await server.subscriptionsOn(0);
+    subscription.unsubscribe();
+    const connection = server.connections[0]!;
+    await waitUntil(
+      () => connection.received.some((frame) => frame.method === "subscription.stop"),
+      "a stop",
+    );
+    expect(connection.received.at(-1)).toEqual({ id: request!.id, method: "subscription.stop" });
+    connection.socket.send(dataFrame(request!.id, "c1:1", message(1)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen.data).toHaveLength(0);
+  });
+
+  it("a final error code ends the subscription with that code and is not retried", async () => {
+    const c = await start(() => "t");
+    const { seen } = subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const [request] = await server.subscriptionsOn(0);
+    server.connections[0]!.socket.send(errorFrame(request!.id, "FORBIDDEN", -32003));
+    await waitUntil(() => seen.error !== undefined, "the error");
+    expect(errorCode(seen.error)).toBe("FORBIDDEN");
+    expect((seen.error as Error).message).toBe("refused: FORBIDDEN");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.connections[0]!.received.filter((frame) => frame.method === "subscription")).toHaveLength(
+      1,
+    );
+  });
+
+  it("any other error is retried after retryDelayMs, resuming from the last id, without reaching onError", async () => {
+    const attempts: number[] = [];
+    const c = await start(
+      () => "t",
+      (attempt) => {
+        attempts.push(attempt);
+        return 20;
+      },
+    );
+    const { seen } = subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const [request] = await server.subscriptionsOn(0);
+    const socket = server.connections[0]!.socket;
+    socket.send(dataFrame(request!.id, "c1:4", message(4)));
+    socket.send(errorFrame(request!.id, "INTERNAL_SERVER_ERROR", -32603));
+    const requests = await server.subscriptionsOn(0, 2);
+    expect(requests[1]!.params).toMatchObject({ lastEventId: "c1:4" });
+    expect(requests[1]!.id).not.toBe(request!.id);
+    expect(attempts).toEqual([1]);
+    expect(seen.error).toBeUndefined();
+    // A late frame for the old request id is ignored.
+    socket.send(dataFrame(request!.id, "c1:99", message(99)));
+    socket.send(dataFrame(requests[1]!.id, "c1:5", message(5)));
+    await waitUntil(() => seen.data.length === 2, "the event after the retry");
+    expect(seen.data.map((envelope) => (envelope as { id: string }).id)).toEqual(["c1:4", "c1:5"]);
+  });
+
+  it("the server ending the stream completes the subscription; close() completes the others and closes the socket", async () => {
+    const c = await start(() => "t");
+    const ended = subscribe(c, { channelName: "supplier:dashboard:s1" });
+    const open = subscribe(c, { channelName: "supplier:dashboard:s2" });
+    const requests = await server.subscriptionsOn(0, 2);
+    const connection = server.connections[0]!;
+    connection.socket.send(JSON.stringify({ id: requests[0]!.id, result: { type: "stopped" } }));
+    await waitUntil(() => ended.seen.completed, "the stopped stream to complete");
+    expect(open.seen.completed).toBe(false);
+    await c.close();
+    expect(open.seen.completed).toBe(true);
+    await waitUntil(() => connection.socket.readyState === connection.socket.CLOSED, "the socket to close");
+    // No reconnect after close().
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(server.connections).toHaveLength(1);
+  });
+
+  it("answers a text PING with PONG", async () => {
+    const c = await start(() => "t");
+    subscribe(c, { channelName: "supplier:dashboard:s1" });
+    await server.subscriptionsOn(0);
+    const connection = server.connections[0]!;
+    connection.socket.send("PING");
+    await waitUntil(() => connection.raw.includes("PONG"), "PONG");
+  });
+});
