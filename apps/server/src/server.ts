@@ -2,7 +2,6 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
-import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import {
   type AppRouter,
   appRouter,
@@ -15,7 +14,9 @@ import type { Logger } from "pino";
 import { type WebSocket, WebSocketServer } from "ws";
 import { ConnectionHealthMonitor, TOKEN_EXPIRED_CLOSE_CODE } from "./connection-health.ts";
 import { type HealthProbes, handleOpsRequest, registerDependencyGauge } from "./ops-routes.ts";
+import { stockTrpcWs } from "./stock-trpc-ws.ts";
 import { createJsonPostHandler, isPlainJsonPost } from "./trpc-http.ts";
+import { TrpcWsHandler, type WsContextOptions } from "./trpc-ws-connection.ts";
 import { handleInboundWebhook, INBOUND_WEBHOOK_PATH } from "./webhook-routes.ts";
 
 export interface ServerOptions {
@@ -165,18 +166,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false });
-  const wssHandler = applyWSSHandler<AppRouter>({
-    wss,
-    router: appRouter,
-    experimental_encoder: config.CHANNELS_FANOUT_MODE === "encode-once" ? channelsWsEncoder : undefined,
-    onError,
-    // Heartbeats are WebSocket ping frames from ConnectionHealthMonitor, not tRPC's text PINGs.
-    keepAlive: { enabled: false },
-    createContext: ({ info, res }) => {
-      const token = info.connectionParams?.token;
-      return contextFor(typeof token === "string" ? token : undefined, res);
-    },
-  });
+  const createWsContext = ({ connectionParams, socket }: WsContextOptions) => {
+    const token = connectionParams?.token;
+    return contextFor(typeof token === "string" ? token : undefined, socket);
+  };
+  const trpcWs =
+    config.CHANNELS_FANOUT_MODE === "encode-once"
+      ? new TrpcWsHandler<AppRouter>({
+          router: appRouter,
+          encoder: channelsWsEncoder,
+          onError,
+          createContext: createWsContext,
+        })
+      : stockTrpcWs(wss, onError, createWsContext);
 
   const connectsPerIp = services.bus.rateLimiter({
     name: "connect-ip",
@@ -203,11 +205,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const connection = health.track(ws, { ip });
       if (logger.isLevelEnabled("debug"))
         logger.debug({ connectionId: connection.id, ip }, "connection opened");
-      // tRPC's handler keeps the request it is given for the socket's whole life, and reads only its
-      // URL (for ?connectionParams=1) and Host; the IncomingMessage itself (headers, raw headers,
-      // stream state: about 1 KiB) can go once the upgrade is done.
-      const upgradeRequest = { url: req.url, headers: { host: req.headers.host } };
-      wss.emit("connection", ws, upgradeRequest as IncomingMessage);
+      trpcWs.accept(ws, req);
     });
   });
 
@@ -227,7 +225,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       health.stop();
       server.close();
       server.closeIdleConnections();
-      wssHandler.broadcastReconnectNotification();
+      trpcWs.broadcastReconnectNotification();
       const drained = await services.inflight.drain(options.drainTimeoutMs ?? 5_000);
       if (!drained)
         logger.warn({ inflight: services.inflight.size }, "shutdown deadline passed with requests in flight");

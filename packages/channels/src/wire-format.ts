@@ -91,8 +91,9 @@ export interface StartingSubscription {
 let starting: StartingSubscription | undefined;
 
 /**
- * tRPC's WebSocket adapter runs a subscription's first step and then, in the same synchronous run,
- * encodes `started` for that subscription: nothing else is encoded in between. A WebSocket stream
+ * The server's WebSocket handler (apps/server trpc-ws-subscription.ts, like tRPC's own adapter)
+ * runs a subscription's first step and then, in the same synchronous run, encodes `started` for that
+ * subscription: nothing else is encoded in between. A WebSocket stream
  * that calls this from its first step is told, by that `started` frame, the prefix of the frames
  * answering it, so it can write live messages to its socket itself, byte for byte as tRPC would.
  * Any other frame encoded first cancels the expectation: the stream then stays on tRPC's path.

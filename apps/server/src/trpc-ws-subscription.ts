@@ -1,0 +1,103 @@
+import { isTrackedEnvelope, type TRPCResponseMessage } from "@trpc/server/unstable-core-do-not-import";
+
+/** A request's identity as its answers need it: every frame answering it carries `id` and `jsonrpc`. */
+export interface WsCall {
+  readonly id: TRPCResponseMessage["id"];
+  readonly jsonrpc: "2.0" | undefined;
+  readonly type: "query" | "mutation" | "subscription" | "unknown";
+  readonly path: string | undefined;
+  readonly input: unknown;
+}
+
+/** What a subscription needs of the connection it runs on. */
+export interface SubscriptionHost {
+  respond(response: TRPCResponseMessage): void;
+  /** Passes the error to onError and answers the call with its error shape. */
+  reportError(cause: unknown, call: WsCall): void;
+  /** The subscription ended: its id may be used again. */
+  forget(subscription: WsSubscription): void;
+}
+
+const STOPPED = { type: "stopped" } as const;
+
+/**
+ * One `subscription` request: its abort signal (the procedure's `signal`, aborted by
+ * `subscription.stop` or the socket closing) and the loop that forwards what the procedure's async
+ * iterable yields. An idle subscribed connection keeps one of these per stream, so it holds only
+ * what answering needs; the iterator and the loop's state live in the pending `pump` call.
+ */
+export class WsSubscription implements WsCall {
+  private readonly controller = new AbortController();
+
+  constructor(
+    private readonly host: SubscriptionHost,
+    readonly id: TRPCResponseMessage["id"],
+    readonly jsonrpc: "2.0" | undefined,
+    readonly path: string,
+    readonly input: unknown,
+  ) {}
+
+  get type() {
+    return "subscription" as const;
+  }
+
+  get signal() {
+    return this.controller.signal;
+  }
+
+  stop() {
+    this.controller.abort();
+  }
+
+  /**
+   * Answers `started` and forwards the iterable. Its first step runs before `started` is encoded,
+   * in the same synchronous run: channelsWsEncoder learns which stream a `started` frame answers
+   * from exactly that order (see expectStartedFrame in wire-format.ts).
+   */
+  start(iterable: AsyncIterable<unknown>) {
+    const iterator = iterable[Symbol.asyncIterator]();
+    const first = iterator.next();
+    this.host.respond({ id: this.id, jsonrpc: this.jsonrpc, result: { type: "started" } });
+    void this.pump(iterator, first);
+  }
+
+  /** Answers `data` per value, then `stopped` (after an error shape if the iterator threw). */
+  private async pump(iterator: AsyncIterator<unknown>, first: Promise<IteratorResult<unknown>>) {
+    const { host, id, jsonrpc } = this;
+    try {
+      for (let next = first; ; next = iterator.next()) {
+        let step: IteratorResult<unknown>;
+        try {
+          step = await next;
+        } catch (cause) {
+          host.reportError(cause, this);
+          break;
+        }
+        if (step.done) break;
+        if (this.signal.aborted) {
+          // Stopped while the generator waits at a yield: return() runs its `finally`, which
+          // releases what the stream holds (inbox, presence, gauges).
+          await iterator.return?.();
+          break;
+        }
+        host.respond({ id, jsonrpc, result: dataResult(step.value) });
+      }
+      host.respond({ id, jsonrpc, result: STOPPED });
+    } catch (cause) {
+      // A value the transformer could not serialize, or a `finally` that threw.
+      this.controller.abort();
+      host.reportError(cause, this);
+      await iterator.return?.().catch(() => {});
+    } finally {
+      host.forget(this);
+    }
+  }
+}
+
+/** A yielded value as tRPC frames it; a `tracked()` value also carries its id for the client's resume. */
+function dataResult(value: unknown) {
+  if (!isTrackedEnvelope(value)) return { type: "data" as const, data: value };
+  const [id, data] = value;
+  // Key order as tRPC's adapter builds it (type, data, id): the frames stay byte for byte the same.
+  return { type: "data" as const, data: { id, data }, id };
+}
