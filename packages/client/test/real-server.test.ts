@@ -34,14 +34,20 @@ for (const mode of ["encode-once", "stock"] as const) {
     }, SERVER_START_MS);
     afterAll(() => server?.stop());
 
-    it("resumes after every socket is cut, without a gap or a duplicate, with Dates intact", async () => {
+    /** A new supplier's dashboard channel, created by a member of that supplier. */
+    async function supplierDashboard() {
       const s = uid("s");
-      const publisher = server.client({ sub: uid("pub"), role: "supplier", suppliers: [s] });
-      const { name: channelName } = await publisher.trpc.channel.create.mutate({
+      const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
+      const { name: channelName } = await owner.trpc.channel.create.mutate({
         scope: "supplier",
         entity: "dashboard",
         entityId: s,
       });
+      return { s, owner, channelName };
+    }
+
+    it("resumes after every socket is cut, without a gap or a duplicate, with Dates intact", async () => {
+      const { s, owner: publisher, channelName } = await supplierDashboard();
       const stream = events(
         server.client({ sub: uid("sub"), role: "supplier", suppliers: [s] }),
         channelName,
@@ -67,13 +73,7 @@ for (const mode of ["encode-once", "stock"] as const) {
     });
 
     it("ends a subscription the caller may not read with FORBIDDEN, and one for a missing channel with NOT_FOUND", async () => {
-      const s = uid("s");
-      const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
-      const { name: channelName } = await owner.trpc.channel.create.mutate({
-        scope: "supplier",
-        entity: "dashboard",
-        entityId: s,
-      });
+      const { s, owner, channelName } = await supplierDashboard();
       const outsider = server.client({ sub: uid("out"), role: "supplier", suppliers: [uid("other")] });
       expect(await events(outsider, channelName).failure()).toBe("FORBIDDEN");
       expect(await events(owner, `supplier:dashboard:${s}x`).failure()).toBe("FORBIDDEN");
@@ -83,13 +83,7 @@ for (const mode of ["encode-once", "stock"] as const) {
 
     // The server must keep working with tRPC's own client (createWSClient + wsLink), in either mode.
     it("works with tRPC's stock client: tracked messages with Dates, resume from lastEventId after a cut", async () => {
-      const s = uid("s");
-      const publisher = server.client({ sub: uid("pub"), role: "supplier", suppliers: [s] });
-      const { name: channelName } = await publisher.trpc.channel.create.mutate({
-        scope: "supplier",
-        entity: "dashboard",
-        entityId: s,
-      });
+      const { s, owner: publisher, channelName } = await supplierDashboard();
       const token = await server.token({ sub: uid("stock"), role: "supplier", suppliers: [s] });
       const wsClient = createWSClient({
         url: `${server.url.replace(/^http/, "ws")}/trpc`,
