@@ -63,7 +63,9 @@ function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
         reject(error);
       }
     };
-    req.on("data", onData).on("end", onEnd).once("error", reject);
+    // A caller that hangs up mid-body ends the call instead of leaving it waiting (no-op after end).
+    const onClose = () => reject(new CallError({ code: "CLIENT_CLOSED_REQUEST" }));
+    req.on("data", onData).on("end", onEnd).once("error", reject).once("close", onClose);
   });
 }
 
