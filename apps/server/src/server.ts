@@ -97,6 +97,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     else logger.debug(fields, "procedure refused");
   };
 
+  // `stock` keeps tRPC's own adapters throughout: the reference the fast paths are measured against.
+  const ownAdapters = config.CHANNELS_FANOUT_MODE === "encode-once";
   const trpcOptions = {
     router: appRouter,
     basePath: `${TRPC_PATH}/`,
@@ -108,9 +110,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...trpcOptions,
     createContext: ({ req }) => trpcOptions.createContext(req),
   });
-  // The stock mode keeps tRPC's own adapters throughout: the reference the fast paths are measured against.
-  const jsonPostHandler =
-    config.CHANNELS_FANOUT_MODE === "encode-once" ? createJsonPostHandler(trpcOptions) : trpcHandler;
+  const jsonPostHandler = ownAdapters ? createJsonPostHandler(trpcOptions) : trpcHandler;
 
   const health = new ConnectionHealthMonitor({
     intervalMs: config.CHANNELS_HEARTBEAT_MS,
@@ -170,15 +170,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const token = connectionParams?.token;
     return contextFor(typeof token === "string" ? token : undefined, socket);
   };
-  const trpcWs =
-    config.CHANNELS_FANOUT_MODE === "encode-once"
-      ? new TrpcWsHandler<AppRouter>({
-          router: appRouter,
-          encoder: channelsWsEncoder,
-          onError,
-          createContext: createWsContext,
-        })
-      : stockTrpcWs(wss, onError, createWsContext);
+  const trpcWs = ownAdapters
+    ? new TrpcWsHandler<AppRouter>({
+        router: appRouter,
+        encoder: channelsWsEncoder,
+        onError,
+        createContext: createWsContext,
+      })
+    : stockTrpcWs(wss, onError, createWsContext);
 
   const connectsPerIp = services.bus.rateLimiter({
     name: "connect-ip",

@@ -235,17 +235,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost {
   private async call(call: WsCall & { type: "query" | "mutation"; path: string }, batchIndex: number) {
     const { id, jsonrpc, type, path, input } = call;
     try {
-      const ctx = await this.context;
-      const { router } = this.handler.options;
-      const data = await callProcedure({
-        router,
-        path,
-        getRawInput: async () => input,
-        ctx,
-        type,
-        signal: undefined,
-        batchIndex,
-      });
+      const data = await this.runProcedure(type, path, input, undefined, batchIndex);
       if (isAsyncIterable(data) || isObservable(data)) {
         throw new TRPCError({
           code: "UNSUPPORTED_MEDIA_TYPE",
@@ -256,6 +246,19 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost {
     } catch (cause) {
       this.reportError(cause, call);
     }
+  }
+
+  /** The procedure at `path`, with this connection's context once it exists. */
+  private async runProcedure(
+    type: "query" | "mutation" | "subscription",
+    path: string,
+    input: unknown,
+    signal: AbortSignal | undefined,
+    batchIndex: number,
+  ) {
+    const ctx = await this.context;
+    const { router } = this.handler.options;
+    return callProcedure({ router, path, getRawInput: async () => input, ctx, type, signal, batchIndex });
   }
 
   /**
@@ -274,18 +277,8 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost {
     const subscription = new WsSubscription(this, id, jsonrpc, path, input);
     subscriptions.set(id, subscription);
     try {
-      const ctx = await this.context;
-      const { router } = this.handler.options;
       const { signal } = subscription;
-      const result = await callProcedure({
-        router,
-        path,
-        getRawInput: async () => input,
-        ctx,
-        type: "subscription",
-        signal,
-        batchIndex,
-      });
+      const result = await this.runProcedure("subscription", path, input, signal, batchIndex);
       const iterable = isObservable(result) ? observableToAsyncIterable(result, signal) : result;
       if (!isAsyncIterable(iterable)) {
         throw new TRPCError({
