@@ -11,7 +11,7 @@ import {
   type TokenVerifier,
 } from "@wedsync/channels";
 import type { Logger } from "pino";
-import { type WebSocket, WebSocketServer } from "ws";
+import { WebSocketServer } from "ws";
 import { ConnectionHealthMonitor, TOKEN_EXPIRED_CLOSE_CODE } from "./connection-health.ts";
 import { type HealthProbes, handleOpsRequest, registerDependencyGauge } from "./ops-routes.ts";
 import { stockTrpcWs } from "./stock-trpc-ws.ts";
@@ -66,13 +66,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { services, logger } = options;
   const { config, metrics } = services;
 
-  async function contextFor(token: string | undefined, socket?: WebSocket): Promise<Context> {
+  async function contextFor(token: string | undefined, ws?: WsContextOptions): Promise<Context> {
+    const socket = ws?.outbound;
     if (!token) return { identity: null, services, socket };
     try {
       const { expiresAt, ...identity } = await options.verifyToken(token);
       // A socket's identity is fixed at connect: when its token expires, the client must reconnect
       // with a fresh one.
-      if (socket) health.closeAt(socket, expiresAt.getTime() + CLOCK_SKEW_MS);
+      if (ws) health.closeAt(ws.socket, expiresAt.getTime() + CLOCK_SKEW_MS);
       return { identity, services, socket };
     } catch (error) {
       metrics.authFailures.inc();
@@ -166,9 +167,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes, perMessageDeflate: false });
-  const createWsContext = ({ connectionParams, socket }: WsContextOptions) => {
-    const token = connectionParams?.token;
-    return contextFor(typeof token === "string" ? token : undefined, socket);
+  const createWsContext = (ws: WsContextOptions) => {
+    const token = ws.connectionParams?.token;
+    return contextFor(typeof token === "string" ? token : undefined, ws);
   };
   const trpcWs = ownAdapters
     ? new TrpcWsHandler<AppRouter>({
@@ -204,7 +205,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const connection = health.track(ws, { ip });
       if (logger.isLevelEnabled("debug"))
         logger.debug({ connectionId: connection.id, ip }, "connection opened");
-      trpcWs.accept(ws, req);
+      trpcWs.accept(ws, req, socket);
     });
   });
 

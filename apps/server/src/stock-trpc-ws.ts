@@ -20,7 +20,8 @@ export function stockTrpcWs(
     onError,
     // Heartbeats are WebSocket ping frames from ConnectionHealthMonitor, not tRPC's text PINGs.
     keepAlive: { enabled: false },
-    createContext: ({ info, res }) => createContext({ connectionParams: info.connectionParams, socket: res }),
+    createContext: ({ info, res }) =>
+      createContext({ connectionParams: info.connectionParams, socket: res, outbound: res }),
   });
   return {
     accept(socket: WebSocket, req: IncomingMessage) {

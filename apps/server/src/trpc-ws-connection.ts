@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import { isObservable, observableToAsyncIterable } from "@trpc/server/observable";
 import {
   type AnyRouter,
@@ -16,8 +17,10 @@ import {
   type TRPCResponseMessage,
   transformTRPCResponse,
 } from "@trpc/server/unstable-core-do-not-import";
+import type { OutboundSocket } from "@wedsync/channels";
 import type { WebSocket } from "ws";
 import { type SubscriptionHost, type WsCall, WsSubscription } from "./trpc-ws-subscription.ts";
+import { beforeWrite, type TurnWriter } from "./turn-cork.ts";
 
 export interface WsEncoder {
   encode(response: unknown): string;
@@ -36,6 +39,8 @@ export interface WsContextOptions {
   /** The first frame's `data` when the client connected with `?connectionParams=1`, else null. */
   connectionParams: Record<string, string | undefined> | null;
   socket: WebSocket;
+  /** Where the connection's streams write their live messages: the socket itself, or a wrapper of it. */
+  outbound: OutboundSocket;
 }
 
 export interface TrpcWsOptions<TRouter extends AnyRouter> {
@@ -52,6 +57,7 @@ type Context<TRouter extends AnyRouter> = inferRouterContext<TRouter>;
 const FRAME: WsCall = { id: null, jsonrpc: undefined, type: "unknown", path: undefined, input: undefined };
 
 const WEBSOCKET_OPEN = 1;
+const TEXT = { binary: false };
 
 /**
  * tRPC's WebSocket protocol (what `@trpc/client`'s wsLink speaks), served with one connection object
@@ -84,9 +90,12 @@ export class TrpcWsHandler<TRouter extends AnyRouter> {
     };
   }
 
-  /** Serves tRPC on an upgraded socket; of the upgrade request only its URL is read, and not kept. */
-  accept(socket: WebSocket, req: IncomingMessage) {
-    const connection = new TrpcWsConnection(this, socket);
+  /**
+   * Serves tRPC on an upgraded socket; of the upgrade request only its URL is read, and not kept.
+   * `transport` is the connection the socket was upgraded from, where turn-cork.ts holds frames.
+   */
+  accept(socket: WebSocket, req: IncomingMessage, transport: Duplex) {
+    const connection = new TrpcWsConnection(this, socket, transport);
     this.connections.set(socket, connection);
     socket.on("message", this.onMessage);
     socket.on("error", this.onSocketError);
@@ -105,8 +114,13 @@ export class TrpcWsHandler<TRouter extends AnyRouter> {
   }
 }
 
-/** One socket: its context, its live subscriptions (made on first use) and the calls it answers. */
-class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost {
+/**
+ * One socket: its context, its live subscriptions (made on first use) and the calls it answers. It is
+ * also the socket its streams write live messages to (OutboundSocket), so that every frame it sends
+ * goes through turn-cork.ts.
+ */
+class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, OutboundSocket, TurnWriter {
+  lastWriteTurn = -1;
   private ctx: Context<TRouter> | undefined;
   /** Settles once createContext has run; undefined until the client sent its connectionParams. */
   private context: Promise<Context<TRouter>> | undefined;
@@ -115,12 +129,26 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost {
   constructor(
     private readonly handler: TrpcWsHandler<TRouter>,
     private readonly socket: WebSocket,
+    private readonly transport: Duplex,
   ) {}
+
+  get bufferedAmount() {
+    return this.socket.bufferedAmount;
+  }
+
+  send(data: Buffer | string, options: { binary: boolean } = TEXT) {
+    beforeWrite(this, this.transport);
+    this.socket.send(data, options);
+  }
+
+  close(code?: number, reason?: string) {
+    this.socket.close(code, reason);
+  }
 
   receive(data: Buffer, isBinary: boolean) {
     const frame = isBinary ? data : data.toString("utf8");
     if (frame === "PONG") return;
-    if (frame === "PING") return void this.socket.send("PONG");
+    if (frame === "PING") return void this.send("PONG");
     if (this.context === undefined) return this.createContext(frame);
     const requests = this.parse(frame);
     for (let i = 0; i < requests.length; i++) this.handle(requests[i]!, i);
@@ -140,7 +168,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost {
 
   respond(response: TRPCResponseMessage) {
     const { router, encoder } = this.handler.options;
-    this.socket.send(encoder.encode(transformTRPCResponse(router._def._config, response)));
+    this.send(encoder.encode(transformTRPCResponse(router._def._config, response)));
   }
 
   /** Passes the error to onError, then answers the call with it. */
@@ -182,7 +210,11 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost {
 
   private async makeContext(connectionFrame: string | Buffer | null) {
     const connectionParams = connectionFrame === null ? null : this.connectionParams(connectionFrame);
-    this.ctx = await this.handler.options.createContext({ connectionParams, socket: this.socket });
+    this.ctx = await this.handler.options.createContext({
+      connectionParams,
+      socket: this.socket,
+      outbound: this,
+    });
     return this.ctx;
   }
 

@@ -35,7 +35,11 @@ class BatchNotApplicable extends Error {}
  * fsync). While one commit of a channel is in flight, the appends that arrive for it wait and then go
  * together: one transaction, one head bump and one multi-row insert per run of appends from the same actor
  * (row level security checks each run as its own sender), one commit. Nobody waits for a timer: an
- * append to an idle channel starts its transaction at once, alone.
+ * append to an idle channel starts its transaction at the end of the event loop's current turn
+ * (setImmediate), together with whatever other appends of the channel that turn's requests made. On
+ * PGlite this is what lets appends go together at all: a whole PGlite transaction runs in one turn, as
+ * synchronous WebAssembly calls chained by microtasks, so no second request is read while it runs and
+ * none would ever be waiting for it.
  *
  * Each append still resolves only once its row is committed, in seq order. Whatever a batch cannot do
  * (the channel has webhooks and needs the outbox, an idempotency key raced in from another instance, a
@@ -56,12 +60,15 @@ export class GroupCommit {
   ) {}
 
   append(actor: StoreActor, input: AppendMessage): Promise<AppendResult> {
-    const queued = this.waiting.get(input.channelId);
-    if (queued) {
-      return new Promise((resolve, reject) => queued.push({ actor, input, resolve, reject }));
+    const { channelId } = input;
+    let queued = this.waiting.get(channelId);
+    if (queued === undefined) {
+      queued = [];
+      this.waiting.set(channelId, queued);
+      setImmediate(() => void this.drain(channelId));
     }
-    this.waiting.set(input.channelId, []);
-    return this.appendOne(actor, input).finally(() => void this.drain(input.channelId));
+    const waiting = queued;
+    return new Promise((resolve, reject) => waiting.push({ actor, input, resolve, reject }));
   }
 
   /** Commits what queued behind the previous commit, batch after batch, until nothing waits. */
