@@ -1,6 +1,6 @@
 /** One connection's presence in one channel. */
 export interface PresenceEntry {
-  /** Unique per connection and channel (a user with two devices has two). */
+  /** Unique per connection and channel (a user with two devices has two); its userId never changes. */
   clientId: string;
   userId: string;
   instanceId: string;
@@ -17,34 +17,54 @@ export interface PresenceStore {
   remove(channelId: string, clientId: string): Promise<void>;
   /** Live entries of a channel (expired ones are never returned). */
   list(channelId: string): Promise<PresenceEntry[]>;
+  /** Whether the user has a live entry in the channel; costs that user's entries, not the channel's. */
+  userOnline(channelId: string, userId: string): Promise<boolean>;
   /** Removes expired entries and returns them; each expired entry is returned to one caller only. */
   sweep(channelId: string): Promise<PresenceEntry[]>;
 }
 
+interface MemoryChannel {
+  entries: Map<string, { entry: PresenceEntry; expiresAt: number }>;
+  /** userId -> clientIds, so userOnline looks at one user's entries instead of the channel's. */
+  clientsByUser: Map<string, Set<string>>;
+}
+
 /** In-process presence for the embedded default. */
 export class MemoryPresence implements PresenceStore {
-  private readonly channels = new Map<string, Map<string, { entry: PresenceEntry; expiresAt: number }>>();
+  private readonly channels = new Map<string, MemoryChannel>();
 
   async upsert(entries: ReadonlyArray<{ channelId: string; entry: PresenceEntry }>, ttlMs: number) {
     const expiresAt = Date.now() + ttlMs;
     for (const { channelId, entry } of entries) {
-      const channel = this.channels.get(channelId) ?? new Map();
+      const channel = this.channels.get(channelId) ?? { entries: new Map(), clientsByUser: new Map() };
       this.channels.set(channelId, channel);
-      channel.set(entry.clientId, { entry, expiresAt });
+      channel.entries.set(entry.clientId, { entry, expiresAt });
+      const clients = channel.clientsByUser.get(entry.userId) ?? new Set<string>();
+      channel.clientsByUser.set(entry.userId, clients);
+      clients.add(entry.clientId);
     }
   }
 
   async remove(channelId: string, clientId: string) {
     const channel = this.channels.get(channelId);
-    channel?.delete(clientId);
-    if (channel?.size === 0) this.channels.delete(channelId);
+    const item = channel?.entries.get(clientId);
+    if (channel && item) this.drop(channelId, channel, item.entry);
   }
 
   async list(channelId: string) {
     const now = Date.now();
-    return [...(this.channels.get(channelId)?.values() ?? [])]
+    return [...(this.channels.get(channelId)?.entries.values() ?? [])]
       .filter((item) => item.expiresAt > now)
       .map((item) => item.entry);
+  }
+
+  async userOnline(channelId: string, userId: string) {
+    const channel = this.channels.get(channelId);
+    const now = Date.now();
+    for (const clientId of channel?.clientsByUser.get(userId) ?? []) {
+      if (channel!.entries.get(clientId)!.expiresAt > now) return true;
+    }
+    return false;
   }
 
   async sweep(channelId: string) {
@@ -52,12 +72,19 @@ export class MemoryPresence implements PresenceStore {
     if (!channel) return [];
     const now = Date.now();
     const expired: PresenceEntry[] = [];
-    for (const [clientId, item] of channel) {
+    for (const item of channel.entries.values()) {
       if (item.expiresAt > now) continue;
-      channel.delete(clientId);
+      this.drop(channelId, channel, item.entry);
       expired.push(item.entry);
     }
-    if (channel.size === 0) this.channels.delete(channelId);
     return expired;
+  }
+
+  private drop(channelId: string, channel: MemoryChannel, entry: PresenceEntry) {
+    channel.entries.delete(entry.clientId);
+    const clients = channel.clientsByUser.get(entry.userId)!;
+    clients.delete(entry.clientId);
+    if (clients.size === 0) channel.clientsByUser.delete(entry.userId);
+    if (channel.entries.size === 0) this.channels.delete(channelId);
   }
 }

@@ -121,6 +121,55 @@ export function busContract(name: string, open: () => Promise<Bus>) {
         await new Promise((resolve) => setTimeout(resolve, 60));
         expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["c"]);
       });
+
+      it("userOnline: false for an unknown channel or user, true once the user has an entry", async () => {
+        const ch = channel();
+        const user = `solo-${Math.random()}`;
+        expect(await bus.presence.userOnline(ch, user)).toBe(false);
+        await bus.presence.upsert([{ channelId: ch, entry: entry("a", user) }], 10_000);
+        expect(await bus.presence.userOnline(ch, user)).toBe(true);
+        expect(await bus.presence.userOnline(ch, "u2")).toBe(false);
+        expect(await bus.presence.userOnline(channel(), user)).toBe(false);
+      });
+
+      it("userOnline: true while any of the user's entries is left, counting only that user's", async () => {
+        const ch = channel();
+        await bus.presence.upsert(
+          [
+            { channelId: ch, entry: entry("phone", "u1") },
+            { channelId: ch, entry: entry("laptop", "u1") },
+            { channelId: ch, entry: entry("other", "u2") },
+          ],
+          10_000,
+        );
+        await bus.presence.remove(ch, "phone");
+        expect(await bus.presence.userOnline(ch, "u1")).toBe(true);
+        await bus.presence.remove(ch, "laptop");
+        expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
+        expect(await bus.presence.userOnline(ch, "u2")).toBe(true);
+      });
+
+      it("userOnline: false once the user's only entry expired, before and after a sweep", async () => {
+        const ch = channel();
+        await bus.presence.upsert([{ channelId: ch, entry: entry("gone", "u1") }], 50);
+        await bus.presence.upsert([{ channelId: ch, entry: entry("kept", "u2") }], 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
+        expect(await bus.presence.sweep(ch)).toEqual([entry("gone", "u1")]);
+        expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
+        expect(await bus.presence.userOnline(ch, "u2")).toBe(true);
+      });
+
+      it("userOnline: a re-upsert of the same client refreshes it and is still one entry", async () => {
+        const ch = channel();
+        await bus.presence.upsert([{ channelId: ch, entry: entry("other", "u2") }], 10_000);
+        await bus.presence.upsert([{ channelId: ch, entry: entry("c", "u1") }], 50);
+        await bus.presence.upsert([{ channelId: ch, entry: entry("c", "u1") }], 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        expect(await bus.presence.userOnline(ch, "u1")).toBe(true);
+        await bus.presence.remove(ch, "c");
+        expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
+      });
     });
 
     it("keeps topics apart and frames intact", async () => {

@@ -136,8 +136,8 @@ export class PresenceManager {
     };
   }
 
-  private async isOnline(channelId: string, userId: string) {
-    return (await this.bus.presence.list(channelId)).some((entry) => entry.userId === userId);
+  private isOnline(channelId: string, userId: string) {
+    return this.bus.presence.userOnline(channelId, userId);
   }
 
   private announce(channelId: string, action: PresenceEvent["action"], userId: string) {
