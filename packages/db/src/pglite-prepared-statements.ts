@@ -20,6 +20,9 @@ import { takePrologue } from "./transaction-prologue.ts";
  * two statements and COMMIT, one trip each) and 70 µs as one trip.
  */
 export function preparingPgliteStatements(pg: PGlite, { capacity = 256 } = {}): PGlite {
+  // A trip binds up to three statements (BEGIN, the actor statement, the work's first): preparing the
+  // third must not evict the other two.
+  if (capacity < 3) throw new RangeError("capacity must hold the three statements of one trip");
   const statements = new Statements(capacity);
   const view = Object.create(pg) as PGlite;
   // PGlite's methods reach its private state through `this`: they must run on the instance itself.
