@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Bus } from "../src/bus.ts";
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Behaviour every Bus implementation must show; run once per implementation. */
 export function busContract(name: string, open: () => Promise<Bus>) {
   describe(`Bus contract: ${name}`, () => {
@@ -14,7 +16,7 @@ export function busContract(name: string, open: () => Promise<Bus>) {
           return check();
         } catch (error) {
           if (Date.now() > deadline) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 10));
+          await sleep(10);
         }
       }
     };
@@ -58,7 +60,7 @@ export function busContract(name: string, open: () => Promise<Bus>) {
       expect(await bus.claimOnce(key, 150)).toBe(true);
       expect(await bus.claimOnce(key, 150)).toBe(false);
       expect(await bus.claimOnce(`${key}-other`, 150)).toBe(true);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
       expect(await bus.claimOnce(key, 60_000)).toBe(true);
       expect(await bus.claimOnce(key, 60_000)).toBe(false);
     });
@@ -88,6 +90,9 @@ export function busContract(name: string, open: () => Promise<Bus>) {
         joinedAt: 1,
       });
       const channel = () => `presence-${Math.random()}`;
+      /** One entry of `userId` in `ch`, live for `ttlMs`. */
+      const join = (ch: string, clientId: string, userId: string, ttlMs: number) =>
+        bus.presence.upsert([{ channelId: ch, entry: entry(clientId, userId) }], ttlMs);
 
       it("lists live entries and forgets removed ones", async () => {
         const ch = channel();
@@ -105,9 +110,9 @@ export function busContract(name: string, open: () => Promise<Bus>) {
 
       it("expires entries that are not refreshed, and a sweep reports each expiry once", async () => {
         const ch = channel();
-        await bus.presence.upsert([{ channelId: ch, entry: entry("gone") }], 50);
-        await bus.presence.upsert([{ channelId: ch, entry: entry("kept") }], 10_000);
-        await new Promise((resolve) => setTimeout(resolve, 120));
+        await join(ch, "gone", "u1", 50);
+        await join(ch, "kept", "u1", 10_000);
+        await sleep(120);
         expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["kept"]);
         expect(await bus.presence.sweep(ch)).toEqual([entry("gone")]);
         expect(await bus.presence.sweep(ch)).toEqual([]);
@@ -115,10 +120,10 @@ export function busContract(name: string, open: () => Promise<Bus>) {
 
       it("a refresh keeps an entry alive past its first TTL", async () => {
         const ch = channel();
-        await bus.presence.upsert([{ channelId: ch, entry: entry("c") }], 100);
-        await new Promise((resolve) => setTimeout(resolve, 60));
-        await bus.presence.upsert([{ channelId: ch, entry: entry("c") }], 100);
-        await new Promise((resolve) => setTimeout(resolve, 60));
+        await join(ch, "c", "u1", 100);
+        await sleep(60);
+        await join(ch, "c", "u1", 100);
+        await sleep(60);
         expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["c"]);
       });
 
@@ -126,7 +131,7 @@ export function busContract(name: string, open: () => Promise<Bus>) {
         const ch = channel();
         const user = `solo-${Math.random()}`;
         expect(await bus.presence.userOnline(ch, user)).toBe(false);
-        await bus.presence.upsert([{ channelId: ch, entry: entry("a", user) }], 10_000);
+        await join(ch, "a", user, 10_000);
         expect(await bus.presence.userOnline(ch, user)).toBe(true);
         expect(await bus.presence.userOnline(ch, "u2")).toBe(false);
         expect(await bus.presence.userOnline(channel(), user)).toBe(false);
@@ -151,9 +156,9 @@ export function busContract(name: string, open: () => Promise<Bus>) {
 
       it("userOnline: false once the user's only entry expired, before and after a sweep", async () => {
         const ch = channel();
-        await bus.presence.upsert([{ channelId: ch, entry: entry("gone", "u1") }], 50);
-        await bus.presence.upsert([{ channelId: ch, entry: entry("kept", "u2") }], 10_000);
-        await new Promise((resolve) => setTimeout(resolve, 120));
+        await join(ch, "gone", "u1", 50);
+        await join(ch, "kept", "u2", 10_000);
+        await sleep(120);
         expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
         expect(await bus.presence.sweep(ch)).toEqual([entry("gone", "u1")]);
         expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
@@ -162,10 +167,10 @@ export function busContract(name: string, open: () => Promise<Bus>) {
 
       it("userOnline: a re-upsert of the same client refreshes it and is still one entry", async () => {
         const ch = channel();
-        await bus.presence.upsert([{ channelId: ch, entry: entry("other", "u2") }], 10_000);
-        await bus.presence.upsert([{ channelId: ch, entry: entry("c", "u1") }], 50);
-        await bus.presence.upsert([{ channelId: ch, entry: entry("c", "u1") }], 10_000);
-        await new Promise((resolve) => setTimeout(resolve, 120));
+        await join(ch, "other", "u2", 10_000);
+        await join(ch, "c", "u1", 50);
+        await join(ch, "c", "u1", 10_000);
+        await sleep(120);
         expect(await bus.presence.userOnline(ch, "u1")).toBe(true);
         await bus.presence.remove(ch, "c");
         expect(await bus.presence.userOnline(ch, "u1")).toBe(false);

@@ -81,56 +81,40 @@ class PipelinedTransaction {
     try {
       result = await work(this.view());
     } catch (error) {
-      if (this.opened && !this.closed) await this.exec("rollback").catch(() => {});
-      this.closed = true;
+      if (this.opened) await this.end("rollback").catch(() => {});
       throw error;
-    }
-    if (!this.opened || this.closed) {
+    } finally {
       this.closed = true;
-      return result;
     }
-    this.closed = true;
-    const [committed] = await this.exec("commit");
-    if (committed?.command === "ROLLBACK")
+    if (this.opened && (await this.end("commit")) === "ROLLBACK")
       throw new Error("the transaction was rolled back: a statement in it failed");
     return result;
   }
 
+  /** What drizzle's PGlite session uses of a transaction: `query` (and `closed`, for PGlite's type). */
   private view(): Transaction {
-    const query = <T>(text: string, params: unknown[] = [], options?: QueryOptions) => {
-      if (this.closed) throw new Error("Transaction is closed");
-      const leading = this.opened ? [] : [BEGIN, ...this.leading];
-      this.opened = true;
-      return this.pg._runExclusiveQuery(() =>
-        runPrepared<T>(this.pg, this.statements, leading, text, params, options),
-      );
-    };
     const transaction = this;
     return {
-      query,
-      sql: (strings: TemplateStringsArray, ...params: unknown[]) =>
-        query(
-          strings.reduce((text, part, i) => `${text}$${i}${part}`),
-          params,
-        ),
-      exec: async (text: string) => [await query(text)],
-      rollback: async () => {
+      query: <T>(text: string, params: unknown[] = [], options?: QueryOptions) => {
         if (this.closed) throw new Error("Transaction is closed");
-        this.closed = true;
-        if (this.opened) await this.exec("rollback");
+        const leading = this.opened ? [] : [BEGIN, ...this.leading];
+        this.opened = true;
+        return this.pg._runExclusiveQuery(() =>
+          runPrepared<T>(this.pg, this.statements, leading, text, params, options),
+        );
       },
-      listen: () => Promise.reject(new Error("LISTEN is not available inside a store transaction")),
       get closed() {
         return transaction.closed;
       },
-    } as unknown as Transaction;
+    } as Transaction;
   }
 
-  private async exec(text: "commit" | "rollback") {
+  /** Commits or rolls back; the command tag Postgres answered (ROLLBACK for a failed transaction). */
+  private async end(text: "commit" | "rollback") {
     const result = await this.pg._runExclusiveQuery(() =>
       runPrepared(this.pg, this.statements, [], text, [], undefined),
     );
-    return [{ command: result.command }];
+    return result.command;
   }
 }
 
