@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { hs256Verifier } from "./hs256.ts";
 import { type Identity, identityClaimsSchema } from "./identity.ts";
 import { VerifiedTokens } from "./verified-tokens.ts";
 
@@ -30,11 +31,8 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
     const keys = createRemoteJWKSet(new URL(settings.jwksUrl));
     verify = async (token) => (await jwtVerify(token, keys, options)).payload;
   } else if (settings.secret) {
-    // Imported once: given the raw bytes, jose imports a key on every verification (more than half
-    // of what verifying a connection's token costs).
-    const key = hmacKey(settings.secret, "verify");
-    const hs256 = { ...options, algorithms: ["HS256"] };
-    verify = async (token) => (await jwtVerify(token, await key, hs256)).payload;
+    const hs256 = hs256Verifier(settings.secret, options);
+    verify = async (token) => hs256(token);
   } else {
     throw new TokenError("no CHANNELS_JWT_SECRET or CHANNELS_JWKS_URL configured");
   }
@@ -57,14 +55,14 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
   };
 }
 
-/** The HS256 key for `secret`; a failed import rejects where the key is awaited, not unhandled. */
-function hmacKey(secret: string, usage: "sign" | "verify") {
+/** The HS256 signing key for `secret`; a failed import rejects where the key is awaited, not unhandled. */
+function hmacKey(secret: string) {
   const key = crypto.subtle.importKey(
     "raw",
     new TextEncoder().encode(secret),
     { name: "HMAC", hash: "SHA-256" },
     false,
-    [usage],
+    ["sign"],
   );
   key.catch(() => {});
   return key;
@@ -78,7 +76,7 @@ function signingKey(secret: string) {
   let key = signingKeys.get(secret);
   if (!key) {
     if (signingKeys.size >= SIGNING_KEYS_KEPT) signingKeys.delete(signingKeys.keys().next().value ?? "");
-    key = hmacKey(secret, "sign");
+    key = hmacKey(secret);
     signingKeys.set(secret, key);
   }
   return key;
