@@ -17,7 +17,7 @@ import {
   type TRPCResponseMessage,
   transformTRPCResponse,
 } from "@trpc/server/unstable-core-do-not-import";
-import type { OutboundSocket } from "@wedsync/channels";
+import { COMPACT_FRAMES, FRAMES_PARAM, type OutboundSocket } from "@wedsync/channels";
 import type { WebSocket } from "ws";
 import { type SubscriptionHost, type WsCall, WsSubscription } from "./trpc-ws-subscription.ts";
 import { beforeWrite, type TurnWriter } from "./turn-cork.ts";
@@ -121,6 +121,7 @@ export class TrpcWsHandler<TRouter extends AnyRouter> {
  */
 class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, OutboundSocket, TurnWriter {
   lastWriteTurn = -1;
+  compactFrames = false;
   private ctx: Context<TRouter> | undefined;
   /** Settles once createContext has run; undefined until the client sent its connectionParams. */
   private context: Promise<Context<TRouter>> | undefined;
@@ -210,6 +211,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
 
   private async makeContext(connectionFrame: string | Buffer | null) {
     const connectionParams = connectionFrame === null ? null : this.connectionParams(connectionFrame);
+    this.compactFrames = connectionParams?.[FRAMES_PARAM] === COMPACT_FRAMES;
     this.ctx = await this.handler.options.createContext({
       connectionParams,
       socket: this.socket,

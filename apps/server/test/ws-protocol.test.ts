@@ -10,6 +10,7 @@ import { type Claims, codeOf, eventually, post, startTestServer, type TestServer
 interface Frame {
   id?: string | number | null;
   method?: string;
+  m?: unknown[];
   result?: { type: string; id?: string; data?: { json: unknown } };
   error?: { json: { message: string; data: { code: string } } };
 }
@@ -33,14 +34,17 @@ class RawSocket {
     ws.on("error", () => {});
   }
 
-  /** `token`: sent as connectionParams; null asks for connectionParams but leaves the frame to the test. */
-  static async open(url: string, token?: string | null): Promise<RawSocket> {
+  /**
+   * `token`: sent as connectionParams (with `frames`, if given); null asks for connectionParams but
+   * leaves the frame to the test.
+   */
+  static async open(url: string, token?: string | null, frames?: string): Promise<RawSocket> {
     const ws = new WebSocket(
       `${url.replace(/^http/, "ws")}/trpc${token === undefined ? "" : "?connectionParams=1"}`,
     );
     const socket = new RawSocket(ws);
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-    if (typeof token === "string") socket.send({ method: "connectionParams", data: { token } });
+    if (typeof token === "string") socket.send({ method: "connectionParams", data: { token, frames } });
     return socket;
   }
 
@@ -112,8 +116,8 @@ describe.each(["encode-once", "stock"])("tRPC WebSocket protocol (%s)", (mode) =
     await server?.stop();
   });
 
-  const open = async (token?: string | null) => {
-    const socket = await RawSocket.open(server.url, token);
+  const open = async (token?: string | null, frames?: string) => {
+    const socket = await RawSocket.open(server.url, token, frames);
     sockets.push(socket);
     return socket;
   };
@@ -240,6 +244,46 @@ describe.each(["encode-once", "stock"])("tRPC WebSocket protocol (%s)", (mode) =
       id: second.id,
       data: { type: "message", seq: second.seq },
     });
+  });
+
+  it("sends live messages as compact frames only where asked for; catch-up stays tRPC's frames", async () => {
+    const { client, name, token } = await supplierChannel();
+    const first = await post(client, name, "first");
+    const second = await post(client, name, "second");
+    const compact = await open(token, "compact-1");
+    const unknownFormat = await open(token, "compact-99");
+    const plain = await open(token);
+    for (const socket of [compact, unknownFormat, plain]) {
+      socket.subscribe(1, name, first.id);
+      await socket.started(1);
+      await socket.until(() => messageIds(socket.answers(1)).includes(second.id), "the missed message");
+    }
+    const third = await post(client, name, "third");
+    for (const socket of [unknownFormat, plain])
+      await socket.until(() => messageIds(socket.answers(1)).includes(third.id), "the live message");
+    // The tRPC adapter (stock) knows no compact frames: its clients get tRPC's frames whatever they ask.
+    if (mode === "stock") {
+      await compact.until(() => messageIds(compact.answers(1)).includes(third.id), "the live message");
+      return;
+    }
+    const live = await compact.answer(1, (f) => f.m !== undefined, "a compact frame");
+    expect(messageIds(compact.answers(1))).toEqual([second.id]);
+    expect(live.m).toEqual([
+      third.id,
+      name,
+      third.seq,
+      "message.posted",
+      { text: "third" },
+      expect.any(String),
+      expect.any(Number),
+    ]);
+    expect(Object.keys(live)).toEqual(["id", "m"]);
+    const sentAt = (
+      plain.answers(1).find((f) => f.result?.id === third.id)!.result!.data!.json as {
+        data: { sentAt: string };
+      }
+    ).data.sentAt;
+    expect(live.m![6]).toBe(Date.parse(sentAt));
   });
 
   it("refuses a second subscription with an id in use (BAD_REQUEST) and keeps the first", async () => {

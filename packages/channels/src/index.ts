@@ -14,6 +14,7 @@ export {
   type ParsedChannelName,
   parseChannelName,
 } from "./channel-name.ts";
+export { COMPACT_FRAMES, FRAMES_PARAM } from "./compact-frame.ts";
 export { type Config, ConfigError, loadConfig } from "./config.ts";
 export { type ChannelEvent, type EventName, eventNames, eventPayloads, eventSchema } from "./events.ts";
 export { type Identity, identityClaimsSchema } from "./identity.ts";

@@ -225,7 +225,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     if (socket === undefined || framePrefix === undefined || this.signal.aborted) return false;
     if (message.seq <= this.cursor) return true;
     if (message.seq !== this.cursor + 1 || socket.bufferedAmount > this.maxBufferedBytes) return false;
-    const frame = liveFrame(message, framePrefix);
+    const frame = liveFrame(message, framePrefix, socket.compactFrames === true);
     if (frame === undefined) return false;
     this.observeLatency(message);
     this.metrics.deliveries.inc();

@@ -3,6 +3,8 @@ export interface OutboundSocket {
   readonly bufferedAmount: number;
   /** Live messages are written here directly (see ChannelStream.offer), as text frames. */
   send(data: Buffer, options: { binary: boolean }): void;
+  /** The client asked for compact live frames (compact-frame.ts). */
+  readonly compactFrames?: boolean;
   close(code: number, reason: string): void;
 }
 

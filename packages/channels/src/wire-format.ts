@@ -1,4 +1,5 @@
 import superjson from "superjson";
+import { compactJson } from "./compact-frame.ts";
 import { findHostileJson } from "./hostile-json.ts";
 import type { ChannelMessage } from "./message.ts";
 
@@ -15,7 +16,10 @@ import type { ChannelMessage } from "./message.ts";
  */
 interface Encoded {
   json: string;
+  /** superjson needed `meta` for `sentAt` alone, so the compact frame can carry the message. */
+  compactable: boolean;
   frames?: Map<string, Buffer>;
+  compactFrames?: Map<string, Buffer>;
 }
 const preEncoded = new WeakMap<object, Encoded>();
 
@@ -30,16 +34,26 @@ class RawJson {
 
 /** Serializes a message once; the text is the bus frame and the body of every subscriber's frame. */
 export function encodeMessage(message: ChannelMessage): string {
-  const json = JSON.stringify(superjson.serialize({ id: message.id, data: message }));
-  preEncoded.set(message, { json });
+  const serialized = superjson.serialize({ id: message.id, data: message });
+  const json = JSON.stringify(serialized);
+  preEncoded.set(message, { json, compactable: onlySentAt(serialized.meta) });
   return json;
 }
 
 /** Decodes a bus frame once per instance, remembering its text for the subscribers' frames. */
 export function decodeMessage(frame: string): ChannelMessage {
-  const { data } = superjson.parse<{ id: string; data: ChannelMessage }>(frame);
-  preEncoded.set(data, { json: frame });
+  const serialized = JSON.parse(frame) as Parameters<typeof superjson.deserialize>[0];
+  const compactable = onlySentAt(serialized.meta);
+  const { data } = superjson.deserialize<{ id: string; data: ChannelMessage }>(serialized, { inPlace: true });
+  preEncoded.set(data, { json: frame, compactable });
   return data;
+}
+
+function onlySentAt(meta: { values?: unknown } | undefined): boolean {
+  const values = meta?.values as Record<string, unknown> | undefined;
+  if (values === undefined) return false;
+  const paths = Object.keys(values);
+  return paths.length === 1 && paths[0] === "data.sentAt";
 }
 
 /** An input refused before it was copied; see channelsTransformer.deserialize. */
@@ -103,18 +117,36 @@ export function expectStartedFrame(subscription: StartingSubscription) {
 }
 
 /**
- * The text frame tRPC would send for this live message on the subscription whose frames start with
- * `framePrefix`. Built once per message and prefix, as bytes: every socket with that prefix writes
- * the same buffer. Undefined for a message that was not encoded once (a row read from the store).
+ * The text frame for this live message on the subscription whose frames start with `framePrefix`:
+ * the one tRPC would send, or the compact frame (compact-frame.ts) when the connection asked for it
+ * and the message fits it. Built once per message, prefix and kind, as bytes: every socket with that
+ * prefix writes the same buffer. Undefined for a message that was not encoded once (a row read from
+ * the store).
  */
-export function liveFrame(message: ChannelMessage, framePrefix: string): Buffer | undefined {
+export function liveFrame(
+  message: ChannelMessage,
+  framePrefix: string,
+  compact: boolean,
+): Buffer | undefined {
   const encoded = preEncoded.get(message);
   if (encoded === undefined) return undefined;
+  if (compact && encoded.compactable) {
+    encoded.compactFrames ??= new Map();
+    return cachedFrame(
+      encoded.compactFrames,
+      framePrefix,
+      () => `${framePrefix}"m":${compactJson(message)}}`,
+    );
+  }
   encoded.frames ??= new Map();
-  let frame = encoded.frames.get(framePrefix);
+  return cachedFrame(encoded.frames, framePrefix, () => dataFrame(framePrefix, message.id, encoded.json));
+}
+
+function cachedFrame(frames: Map<string, Buffer>, framePrefix: string, build: () => string): Buffer {
+  let frame = frames.get(framePrefix);
   if (frame === undefined) {
-    frame = Buffer.from(dataFrame(framePrefix, message.id, encoded.json));
-    encoded.frames.set(framePrefix, frame);
+    frame = Buffer.from(build());
+    frames.set(framePrefix, frame);
   }
   return frame;
 }

@@ -1,5 +1,6 @@
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
+import { fromCompact } from "../src/compact-frame.ts";
 import type { ChannelMessage } from "../src/message.ts";
 import {
   channelsTransformer,
@@ -90,15 +91,16 @@ describe("live frames written by a stream itself", () => {
       started(jsonrpc);
       const published = message();
       encodeMessage(published);
-      const live = liveFrame(published, prefix!);
+      const live = liveFrame(published, prefix!, false);
       expect(JSON.parse(live!.toString("utf8"))).toEqual(JSON.parse(stock(message(), jsonrpc)));
       // Built once: every subscriber with the same request id writes the same bytes.
-      expect(liveFrame(published, prefix!)).toBe(live);
+      expect(liveFrame(published, prefix!, false)).toBe(live);
     }
   });
 
   it("are not offered for a message that was never encoded once", () => {
-    expect(liveFrame(message(), '{"id":1,')).toBeUndefined();
+    expect(liveFrame(message(), '{"id":1,', false)).toBeUndefined();
+    expect(liveFrame(message(), '{"id":1,', true)).toBeUndefined();
   });
 
   it("stay off when another frame is encoded between the stream's first step and a `started`", () => {
@@ -111,5 +113,59 @@ describe("live frames written by a stream itself", () => {
     channelsWsEncoder.encode({ id: 7, result: { type: "data", data: { hello: "world" } } });
     started();
     expect(prefix).toBeUndefined();
+  });
+});
+
+describe("compact live frames", () => {
+  const prefix = '{"id":42,';
+  const published = () => {
+    const sent = message();
+    encodeMessage(sent);
+    return sent;
+  };
+
+  it("carry the message a client decodes exactly as from tRPC's frame, in half the bytes", () => {
+    // As published on this instance, and as received from another one over the bus.
+    for (const sent of [published(), decodeMessage(encodeMessage(message()))]) {
+      const compact = liveFrame(sent, prefix, true)!;
+      const parsed = JSON.parse(compact.toString("utf8"));
+      expect(parsed.id).toBe(42);
+      const viaTrpc = superjson.deserialize<{ data: ChannelMessage }>(
+        JSON.parse(stock(message())).result.data,
+      );
+      expect(fromCompact(parsed.m)).toEqual(viaTrpc.data);
+      expect(compact.length).toBeLessThan(liveFrame(sent, prefix, false)!.length * 0.6);
+      expect(liveFrame(sent, prefix, true)).toBe(compact);
+    }
+  });
+
+  it("are not used for a message superjson needs more than sentAt for: the client gets tRPC's frame", () => {
+    const withDate = {
+      ...message(),
+      payload: { itemId: "x", title: "t", startsAt: new Date(0) },
+    } as unknown as ChannelMessage;
+    encodeMessage(withDate);
+    const received = decodeMessage(encodeMessage(withDate));
+    for (const sent of [withDate, received]) {
+      const frame = JSON.parse(liveFrame(sent, prefix, true)!.toString("utf8"));
+      expect(frame.m).toBeUndefined();
+      expect(superjson.deserialize<{ data: unknown }>(frame.result.data).data).toEqual(withDate);
+    }
+  });
+
+  it("decode to nothing when malformed", () => {
+    const m = JSON.parse(liveFrame(published(), prefix, true)!.toString("utf8")).m;
+    expect(fromCompact(m)).toEqual(message());
+    for (const bad of [
+      null,
+      "x",
+      {},
+      [],
+      m.slice(0, 6),
+      [...m, 1],
+      [1, ...m.slice(1)],
+      [...m.slice(0, 6), "soon"],
+    ])
+      expect(fromCompact(bad)).toBeUndefined();
   });
 });

@@ -1,5 +1,13 @@
-import { createTRPCClient, httpBatchLink, type TRPCClient, TRPCClientError } from "@trpc/client";
+import {
+  createTRPCClient,
+  httpBatchLink,
+  httpLink,
+  splitLink,
+  type TRPCClient,
+  TRPCClientError,
+} from "@trpc/client";
 import type { AppRouter } from "@wedsync/channels";
+import { COMPACT_FRAMES, FRAMES_PARAM } from "@wedsync/channels/compact-frame";
 import superjson from "superjson";
 import { SubscriptionConnection } from "./ws-connection.ts";
 import { subscriptionLink } from "./ws-link.ts";
@@ -50,11 +58,16 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
   const connection = new SubscriptionConnection({
     url: `${base.replace(/^http/, "ws")}/trpc?connectionParams=1`,
     webSocket: options.webSocket,
-    connectionParams: async () => ({ token: await getToken() }),
+    connectionParams: async () => ({ token: await getToken(), [FRAMES_PARAM]: COMPACT_FRAMES }),
     retryDelayMs,
     // Connect on the first subscription, close after 30 s without one.
     idleCloseMs: 30_000,
   });
+  const http = {
+    url: `${base}/trpc`,
+    transformer: superjson,
+    headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
+  };
   const trpc = createTRPCClient<AppRouter>({
     links: [
       subscriptionLink<AppRouter>({
@@ -62,10 +75,10 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
         retry: (error, attempt) => !FINAL_CODES.has(error.data?.code ?? "") && attempt < 1_000,
         retryDelayMs,
       }),
-      httpBatchLink({
-        url: `${base}/trpc`,
-        transformer: superjson,
-        headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
+      splitLink({
+        condition: (op) => op.type === "mutation",
+        true: httpLink(http),
+        false: httpBatchLink(http),
       }),
     ],
   });

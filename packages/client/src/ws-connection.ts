@@ -15,6 +15,8 @@ export interface ResponseFrame {
   method?: string;
   result?: { type?: string; id?: string; data?: unknown };
   error?: unknown;
+  /** A live message in the compact frame (`@wedsync/channels/compact-frame`), which this client asks for. */
+  m?: unknown;
 }
 
 /** tRPC's connection states, passed on to each subscription's onConnectionStateChange. */

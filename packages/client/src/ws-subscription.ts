@@ -1,5 +1,6 @@
 import { type Operation, type OperationResultObserver, TRPCClientError } from "@trpc/client";
 import type { AnyTRPCRouter } from "@trpc/server";
+import { fromCompact } from "@wedsync/channels/compact-frame";
 import superjson from "superjson";
 import { fromWire } from "./superjson-wire.ts";
 import type {
@@ -62,6 +63,10 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
   }
 
   receive(frame: ResponseFrame): void {
+    if (frame.m !== undefined) {
+      this.receiveCompact(frame.m);
+      return;
+    }
     const result = frame.result;
     if (result !== undefined) {
       const type = result.type;
@@ -82,6 +87,15 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
       return;
     }
     if (frame.error !== undefined) this.failed(frame);
+  }
+
+  /** A live message in the compact frame: delivered as the tracked item tRPC's frame would decode to. */
+  private receiveCompact(m: unknown) {
+    const message = fromCompact(m);
+    if (message === undefined) return;
+    this.lastEventId = message.id;
+    this.failures = 0;
+    this.observer.next({ result: { type: "data", id: message.id, data: { id: message.id, data: message } } });
   }
 
   connectionState(state: ConnectionState): void {

@@ -80,6 +80,13 @@ const dataFrame = (requestId: unknown, trackedId: string, data: unknown) =>
     result: { type: "data", id: trackedId, data: superjson.serialize({ id: trackedId, data }) },
   });
 
+/** The compact live frame the client asks for (`@wedsync/channels/compact-frame`). */
+const compactFrame = (requestId: unknown, m: ReturnType<typeof message>) =>
+  JSON.stringify({
+    id: requestId,
+    m: [m.id, m.channel, m.seq, m.event, m.payload, m.senderId, m.sentAt.getTime()],
+  });
+
 const errorFrame = (requestId: unknown, code: string, numericCode: number) =>
   JSON.stringify({
     id: requestId,
@@ -149,7 +156,10 @@ describe("subscription link (tRPC v11 WebSocket protocol)", () => {
     const [request] = await server.subscriptionsOn(0);
     const connection = server.connections[0]!;
     expect(connection.url).toBe("/trpc?connectionParams=1");
-    expect(connection.received[0]).toEqual({ method: "connectionParams", data: { token: "token-1" } });
+    expect(connection.received[0]).toEqual({
+      method: "connectionParams",
+      data: { token: "token-1", frames: "compact-1" },
+    });
     expect(request).toMatchObject({
       method: "subscription",
       params: { path: "channel.events", input: { json: { channelName: "supplier:dashboard:s1" } } },
@@ -183,15 +193,17 @@ describe("subscription link (tRPC v11 WebSocket protocol)", () => {
     const [first] = await server.subscriptionsOn(0);
     const socket = server.connections[0]!.socket;
     socket.send(dataFrame(first!.id, "c1:1", message(1)));
-    socket.send(dataFrame(first!.id, "c1:2", message(2)));
+    socket.send(compactFrame(first!.id, message(2)));
     await waitUntil(() => seen.data.length === 2, "two events");
+    // The compact frame decodes to what tRPC's frame would have: the tracked item, sentAt a Date.
+    expect(seen.data[1]).toEqual({ id: "c1:2", data: message(2) });
 
     // What the server does when a token expires: close with its token-expired code.
     socket.close(4001, "token expired: reconnect with a fresh token");
     const [again] = await server.subscriptionsOn(1);
     expect(server.connections[1]!.received[0]).toEqual({
       method: "connectionParams",
-      data: { token: "token-2" },
+      data: { token: "token-2", frames: "compact-1" },
     });
     expect(again).toMatchObject({
       method: "subscription",
