@@ -19,6 +19,8 @@ interface Encoded {
   /** superjson needed `meta` for `sentAt` alone, so the compact frame can carry the message. */
   compactable: boolean;
   frames?: Map<string, Buffer>;
+  /** The compact frame's `m` array, once a connection asked for it. */
+  compact?: string;
   compactFrames?: Map<string, Buffer>;
 }
 const preEncoded = new WeakMap<object, Encoded>();
@@ -130,24 +132,24 @@ export function liveFrame(
 ): Buffer | undefined {
   const encoded = preEncoded.get(message);
   if (encoded === undefined) return undefined;
+  // Looked up before anything is built: this runs once per subscriber of every live message.
   if (compact && encoded.compactable) {
     encoded.compactFrames ??= new Map();
-    return cachedFrame(
-      encoded.compactFrames,
-      framePrefix,
-      () => `${framePrefix}"m":${compactJson(message)}}`,
-    );
+    const frame = encoded.compactFrames.get(framePrefix);
+    if (frame !== undefined) return frame;
+    encoded.compact ??= compactJson(message);
+    return remember(encoded.compactFrames, framePrefix, `${framePrefix}"m":${encoded.compact}}`);
   }
   encoded.frames ??= new Map();
-  return cachedFrame(encoded.frames, framePrefix, () => dataFrame(framePrefix, message.id, encoded.json));
+  return (
+    encoded.frames.get(framePrefix) ??
+    remember(encoded.frames, framePrefix, dataFrame(framePrefix, message.id, encoded.json))
+  );
 }
 
-function cachedFrame(frames: Map<string, Buffer>, framePrefix: string, build: () => string): Buffer {
-  let frame = frames.get(framePrefix);
-  if (frame === undefined) {
-    frame = Buffer.from(build());
-    frames.set(framePrefix, frame);
-  }
+function remember(frames: Map<string, Buffer>, framePrefix: string, text: string): Buffer {
+  const frame = Buffer.from(text);
+  frames.set(framePrefix, frame);
   return frame;
 }
 
