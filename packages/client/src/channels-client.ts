@@ -1,5 +1,5 @@
 import {
-  createTRPCClient,
+  createTRPCClientProxy,
   httpBatchLink,
   httpLink,
   splitLink,
@@ -9,8 +9,8 @@ import {
 import type { AppRouter } from "@wedsync/channels";
 import { COMPACT_FRAMES, FRAMES_PARAM } from "@wedsync/channels/compact-frame";
 import superjson from "superjson";
+import { DirectSubscriptionsClient } from "./direct-subscriptions.ts";
 import { SubscriptionConnection } from "./ws-connection.ts";
-import { subscriptionLink } from "./ws-link.ts";
 
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -68,20 +68,23 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
     transformer: superjson,
     headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
   };
-  const trpc = createTRPCClient<AppRouter>({
-    links: [
-      subscriptionLink<AppRouter>({
-        connection,
-        retry: (error, attempt) => !FINAL_CODES.has(error.data?.code ?? "") && attempt < 1_000,
-        retryDelayMs,
-      }),
-      splitLink({
-        condition: (op) => op.type === "mutation",
-        true: httpLink(http),
-        false: httpBatchLink(http),
-      }),
-    ],
-  });
+  const untyped = new DirectSubscriptionsClient<AppRouter>(
+    {
+      links: [
+        splitLink({
+          condition: (op) => op.type === "mutation",
+          true: httpLink(http),
+          false: httpBatchLink(http),
+        }),
+      ],
+    },
+    {
+      connection,
+      retry: (error, attempt) => !FINAL_CODES.has(error.data?.code ?? "") && attempt < 1_000,
+      retryDelayMs,
+    },
+  );
+  const trpc = createTRPCClientProxy<AppRouter>(untyped);
   return { trpc, close: () => connection.close() };
 }
 

@@ -105,9 +105,14 @@ interface Seen {
   states: Array<{ state: string; error: unknown }>;
 }
 
-function subscribe(client: ChannelsClient, input: { channelName: string; lastEventId?: string }) {
+function subscribe(
+  client: ChannelsClient,
+  input: { channelName: string; lastEventId?: string },
+  signal?: AbortSignal,
+) {
   const seen: Seen = { data: [], started: 0, completed: false, states: [] };
   const subscription = client.trpc.channel.events.subscribe(input, {
+    signal,
     onStarted: () => seen.started++,
     onData: (envelope) => seen.data.push(envelope),
     onError: (error) => {
@@ -132,7 +137,7 @@ const message = (seq: number, text = `message ${seq}`) => ({
   sentAt: new Date(Date.UTC(2026, 5, 20, 14, 0, seq)),
 });
 
-describe("subscription link (tRPC v11 WebSocket protocol)", () => {
+describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
   let server: ScriptedServer;
   let client: ChannelsClient | undefined;
   afterEach(async () => {
@@ -250,6 +255,27 @@ describe("subscription link (tRPC v11 WebSocket protocol)", () => {
     connection.socket.send(dataFrame(request!.id, "c1:1", message(1)));
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(seen.data).toHaveLength(0);
+  });
+
+  it("aborting the subscription's signal stops it and completes it; an aborted signal never subscribes", async () => {
+    const c = await start(() => "t");
+    const abort = new AbortController();
+    const { seen } = subscribe(c, { channelName: "supplier:dashboard:s1" }, abort.signal);
+    const [request] = await server.subscriptionsOn(0);
+    abort.abort();
+    expect(seen.completed).toBe(true);
+    const connection = server.connections[0]!;
+    await waitUntil(
+      () => connection.received.some((frame) => frame.method === "subscription.stop"),
+      "a stop",
+    );
+    expect(connection.received.at(-1)).toEqual({ id: request!.id, method: "subscription.stop" });
+
+    const late = subscribe(c, { channelName: "supplier:dashboard:s2" }, AbortSignal.abort());
+    expect(late.seen.completed).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(connection.received.filter((frame) => frame.method === "subscription")).toHaveLength(1);
+    expect(late.seen.started).toBe(0);
   });
 
   it("a final error code ends the subscription with that code and is not retried", async () => {
