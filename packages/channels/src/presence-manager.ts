@@ -80,7 +80,7 @@ export class PresenceManager {
     this.local.set(channelId, entries);
     this.names.set(channelId, channelName);
     await this.bestEffort(async () => {
-      const wasOnline = await this.isOnline(channelId, userId);
+      const wasOnline = await this.bus.presence.userOnline(channelId, userId);
       entries.set(entry.clientId, entry);
       await this.bus.presence.upsert([{ channelId, entry }], this.ttlMs);
       if (!wasOnline) await this.announce(channelId, "join", userId);
@@ -91,7 +91,7 @@ export class PresenceManager {
       if (entries.size === 0) this.local.delete(channelId);
       await this.bestEffort(async () => {
         await this.bus.presence.remove(channelId, entry.clientId);
-        if (!(await this.isOnline(channelId, userId))) await this.announce(channelId, "leave", userId);
+        await this.leaveUnlessOnline(channelId, userId);
       });
     };
   }
@@ -136,8 +136,10 @@ export class PresenceManager {
     };
   }
 
-  private isOnline(channelId: string, userId: string) {
-    return this.bus.presence.userOnline(channelId, userId);
+  /** Announces that the user left, unless another of their connections is still in the channel. */
+  private async leaveUnlessOnline(channelId: string, userId: string) {
+    if (!(await this.bus.presence.userOnline(channelId, userId)))
+      await this.announce(channelId, "leave", userId);
   }
 
   private announce(channelId: string, action: PresenceEvent["action"], userId: string) {
@@ -163,9 +165,8 @@ export class PresenceManager {
     for (const topic of this.watchers.keys()) {
       const channelId = topic.slice(3);
       const expired = await this.bus.presence.sweep(channelId);
-      for (const userId of new Set(expired.map((entry) => entry.userId))) {
-        if (!(await this.isOnline(channelId, userId))) await this.announce(channelId, "leave", userId);
-      }
+      for (const userId of new Set(expired.map((entry) => entry.userId)))
+        await this.leaveUnlessOnline(channelId, userId);
     }
   }
 }

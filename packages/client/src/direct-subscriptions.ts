@@ -92,10 +92,7 @@ export class DirectSubscriptionsClient<TRouter extends AnyTRPCRouter> extends TR
     stream.start();
     return {
       unsubscribe: () => {
-        if (done) return;
-        done = true;
-        signal?.removeEventListener("abort", onAbort);
-        stream.stop();
+        if (!done) end();
       },
     };
   }

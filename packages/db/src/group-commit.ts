@@ -60,15 +60,16 @@ export class GroupCommit {
   ) {}
 
   append(actor: StoreActor, input: AppendMessage): Promise<AppendResult> {
-    const { channelId } = input;
-    let queued = this.waiting.get(channelId);
-    if (queued === undefined) {
-      queued = [];
-      this.waiting.set(channelId, queued);
-      setImmediate(() => void this.drain(channelId));
-    }
-    const waiting = queued;
-    return new Promise((resolve, reject) => waiting.push({ actor, input, resolve, reject }));
+    const queued = this.waiting.get(input.channelId) ?? this.startQueue(input.channelId);
+    return new Promise((resolve, reject) => queued.push({ actor, input, resolve, reject }));
+  }
+
+  /** An idle channel's queue: it drains at the end of this turn (see the class comment). */
+  private startQueue(channelId: string) {
+    const queued: PendingAppend[] = [];
+    this.waiting.set(channelId, queued);
+    setImmediate(() => void this.drain(channelId));
+    return queued;
   }
 
   /** Commits what queued behind the previous commit, batch after batch, until nothing waits. */

@@ -187,9 +187,8 @@ const ROW_COUNTING = new Set(["INSERT", "UPDATE", "DELETE", "COPY", "MERGE"]);
 
 /**
  * The same result PGlite's `query` builds (rows parsed by type, as arrays or objects), and the command
- * tag of the statement. Each column's
- * parser is looked up once per call (the call's own, else the instance's), where PGlite merges both
- * parser tables into a new object on every query.
+ * tag of the statement. Each column's parser is looked up once per call (the call's own, else the
+ * instance's), where PGlite merges both parser tables into a new object on every query.
  */
 function toResults<T>(
   pg: PGlite,
