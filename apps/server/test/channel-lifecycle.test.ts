@@ -87,6 +87,24 @@ describe("channel lifecycle", () => {
       return channel;
     };
 
+    it("is NOT_FOUND even while another stream of the deleted channel still listens here", async () => {
+      const s = uid("s");
+      const member = server.client({ sub: uid("m"), role: "supplier", suppliers: [s] });
+      const { name: channelName } = await member.trpc.channel.create.mutate({
+        scope: "supplier",
+        entity: "dashboard",
+        entityId: s,
+      });
+      // This instance listens to the channel and has just read its head: a new stream would
+      // start from what it knows, were it not told the channel went.
+      const listening = events(member, channelName);
+      await listening.started;
+      await server.instance.services.manager.cleanupInactiveChannels(new Date(Date.now() + 1e12));
+
+      expect(await events(member, channelName).failure()).toBe("NOT_FOUND");
+      listening.unsubscribe();
+    });
+
     it("is NOT_FOUND when nothing has the name now", async () => {
       const { member, channelName } = await setUp();
       expect(await events(member, channelName).failure()).toBe("NOT_FOUND");

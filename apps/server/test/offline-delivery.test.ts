@@ -74,6 +74,30 @@ describe("offline delivery over WebSocket", () => {
     }
   });
 
+  it("subscribers joining a channel this instance already streams start at its current head", async () => {
+    const w = await wedding();
+    // The first stream reads the head from the store; the others start from what this instance
+    // has seen live since: nothing published before their `started`, everything after it.
+    const first = events(server.client(w.coupleClaims), w.channel);
+    await first.started;
+    const joined: Collector[] = [];
+    for (let i = 0; i < 5; i++) {
+      await post(w.supplier, w.channel, `before joiner ${i}`);
+      const joiner = events(server.client(w.coupleClaims), w.channel);
+      await joiner.started;
+      joined.push(joiner);
+    }
+    const last = await post(w.supplier, w.channel, "after everyone");
+    await first.until(6);
+    expect(seqs(first)).toEqual(range(last.seq - 5, last.seq));
+    for (const [i, joiner] of joined.entries()) {
+      await joiner.until(5 - i);
+      expect(seqs(joiner)).toEqual(range(last.seq - 4 + i, last.seq));
+      joiner.unsubscribe();
+    }
+    first.unsubscribe();
+  });
+
   it("a client back online gets exactly the messages it missed, in order, then live ones", async () => {
     const w = await wedding();
     const phone = server.client(w.coupleClaims);

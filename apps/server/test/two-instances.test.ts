@@ -129,4 +129,17 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
     expect(next.seq).toBe(1);
     expect(next.id.startsWith(again.id)).toBe(true);
   });
+
+  it("a channel cleanup deleted on one instance is NOT_FOUND to a new stream on the other, while it listens", async () => {
+    const { s, owner, channelName } = await sharedDashboard(b);
+    const member = a.client({ sub: uid("m"), role: "supplier", suppliers: [s] });
+    // Instance a listens to the channel and has just read its head.
+    const listening = events(member, channelName);
+    await listening.started;
+    await b.instance.services.manager.cleanupInactiveChannels(new Date(Date.now() + 1e12));
+
+    expect(await events(member, channelName).failure()).toBe("NOT_FOUND");
+    listening.unsubscribe();
+    await owner.close();
+  });
 });

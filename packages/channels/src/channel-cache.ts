@@ -1,4 +1,4 @@
-import type { ChannelRow, ChannelStore } from "@wedsync/db";
+import type { ChannelRow } from "@wedsync/db";
 
 /**
  * Channel rows by name, so the broadcast path does not look the channel up on every message.
@@ -12,13 +12,14 @@ export class ChannelCache {
   constructor(private readonly capacity = 10_000) {}
 
   /**
-   * A miss is looked up as the caller (`store`). A hit is served to anyone: callers authorize from the name
-   * and the caller's own grant, never from having found the row.
+   * A miss is looked up as the caller (`lookup`, which is only called then: making the caller's store
+   * view is work a hit does not need). A hit is served to anyone: callers authorize from the name and
+   * the caller's own grant, never from having found the row.
    */
-  async find(name: string, store: ChannelStore): Promise<ChannelRow | undefined> {
+  async find(name: string, lookup: (name: string) => Promise<ChannelRow | undefined>) {
     const cached = this.rows.get(name);
     if (cached) return cached;
-    const row = await store.findChannel(name);
+    const row = await lookup(name);
     if (row) this.remember(row);
     return row;
   }

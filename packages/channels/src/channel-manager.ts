@@ -59,9 +59,12 @@ export class ChannelManager {
   private readonly socketSlots = new WeakMap<OutboundSocket, number>();
 
   private readonly channels: ChannelCache;
+  private readonly heads: ChannelStore["channelHeads"];
 
   constructor(private readonly deps: ChannelManagerDeps) {
     this.channels = new ChannelCache();
+    const service = deps.stores.as(SERVICE_ACTOR);
+    this.heads = (channelIds) => service.channelHeads(channelIds);
   }
 
   /** The store as this user sees it: the database's row level security applies to all it does. */
@@ -192,7 +195,7 @@ export class ChannelManager {
       });
     }
     const store = this.deps.stores.as({ kind: "webhook", senderId });
-    const channel = await this.channels.find(parsed.name, store);
+    const channel = await this.channels.find(parsed.name, (name) => store.findChannel(name));
     if (!channel) throw this.notFound(actor, "broadcast", parsed.name);
     return this.publish(actor, store, parsed, channel, event, idempotencyKey);
   }
@@ -344,6 +347,7 @@ export class ChannelManager {
       otherEpoch,
       onEnd: leave,
       store: () => this.storeOf(identity),
+      heads: this.heads,
       fanout: this.deps.fanout,
       metrics: this.deps.metrics,
       signal,
@@ -506,11 +510,17 @@ export class ChannelManager {
     return rows.map(({ id, url, createdBy, createdAt }) => ({ id, url, createdBy, createdAt }));
   }
 
-  /** Null when another instance is cleaning up right now. */
-  cleanupInactiveChannels(now = new Date()): Promise<number | null> {
-    return this.deps.stores
+  /**
+   * How many channels went; null when another instance is cleaning up right now. Every instance
+   * hears which (LocalFanout.channelsGone), so none starts a new stream on a deleted channel.
+   */
+  async cleanupInactiveChannels(now = new Date()): Promise<number | null> {
+    const ids = await this.deps.stores
       .as(SERVICE_ACTOR)
       .deleteInactiveChannels(new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE));
+    if (ids === null) return null;
+    if (ids.length > 0) await this.deps.fanout.channelsGone(ids).catch(() => {});
+    return ids.length;
   }
 
   /**
@@ -543,7 +553,7 @@ export class ChannelManager {
     const byName = isAllowed(identity, parsed.address, access);
     const channel =
       cached && byName
-        ? await this.channels.find(parsed.name, this.storeOf(identity))
+        ? await this.channels.find(parsed.name, (name) => this.storeOf(identity).findChannel(name))
         : await this.storeOf(identity).findChannel(parsed.name);
     if (!byName) await this.authorize(identity, parsed, access, channel ?? null, action);
     if (!channel) throw this.notFound(identity, action, parsed.name);

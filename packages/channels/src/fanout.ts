@@ -8,8 +8,16 @@ type RevocationWatcher = Pick<FanoutListener, "userId" | "revoke">;
 
 const TOPIC_PREFIX = "ch:";
 const topicOf = (channelId: string) => `${TOPIC_PREFIX}${channelId}`;
-/** Every instance listens here for the whole of its life. */
+/** Every instance listens to these for the whole of its life. */
 const REVOCATIONS = "ctl:revocations";
+const GONE = "ctl:gone";
+
+/**
+ * How long a store read of a channel's head vouches for the channel: a stream that starts from the
+ * head within this time of one, on a channel this instance kept listening to since, starts from
+ * what it knows instead of reading the store again (see liveHead).
+ */
+export const HEAD_TRUST_MS = 1_000;
 
 /**
  * This instance's side of fan-out: one bus subscription per channel while at least one local
@@ -27,6 +35,8 @@ export class LocalFanout {
   private readonly origin = randomUUID();
   /** The highest seq seen live per topic, to compare against the store's heads. */
   private readonly seen = new Map<string, number>();
+  /** Per topic listened to, the last head the store answered and when (ms since the epoch). */
+  private readonly stored = new Map<string, { seq: number; at: number }>();
   /** Streams other than channel.events (presence) that must hear of revocations, per channel. */
   private readonly revocationWatchers = new Map<string, Set<RevocationWatcher>>();
 
@@ -42,8 +52,8 @@ export class LocalFanout {
   }
 
   /** Subscribes the instance-wide control topic; call once before serving. */
-  start(): Promise<void> {
-    return this.bus.subscribe(REVOCATIONS);
+  async start(): Promise<void> {
+    await Promise.all([this.bus.subscribe(REVOCATIONS), this.bus.subscribe(GONE)]);
   }
 
   /** Tells every instance (this one directly, in case the bus is down) that `userId` lost its grant. */
@@ -51,6 +61,17 @@ export class LocalFanout {
     const frame = JSON.stringify({ channelId, userId });
     this.dispatchRevocation(frame);
     return this.bus.publish(REVOCATIONS, frame);
+  }
+
+  /**
+   * Tells every instance (this one directly) that cleanup deleted these channels: a stream of one
+   * must read the store to start (and so find out), whatever head it knew. A lost frame leaves the
+   * other instances trusting a head for at most HEAD_TRUST_MS.
+   */
+  channelsGone(channelIds: readonly string[]): Promise<void> {
+    const frame = JSON.stringify(channelIds);
+    this.dispatchGone(frame);
+    return this.bus.publish(GONE, frame);
   }
 
   publish(channelId: string, message: ChannelMessage): Promise<void> {
@@ -81,9 +102,34 @@ export class LocalFanout {
     this.listeners.delete(topic);
     this.unconfirmed.delete(topic);
     this.seen.delete(topic);
+    this.stored.delete(topic);
     this.bus.unsubscribe(topic).catch(() => {
       // A failed unsubscribe only leaves frames this instance ignores.
     });
+  }
+
+  /**
+   * Where a stream of a channel this instance listens to may start instead of the store's head: the
+   * head the store answered less than HEAD_TRUST_MS ago (`storedHead`, while the channel was listened
+   * to here all along), or a later seq seen live since. Any head the channel really had at some
+   * moment is a safe start: everything after it reaches the stream live, or from the store when a
+   * live seq skips ahead. What only a read can tell is that the channel still exists (cleanup may
+   * delete it); the trust window bounds how old that proof may be. Undefined: read the store.
+   */
+  liveHead(channelId: string, now = Date.now()): number | undefined {
+    const topic = topicOf(channelId);
+    const stored = this.stored.get(topic);
+    if (stored === undefined || now - stored.at > HEAD_TRUST_MS) return undefined;
+    return Math.max(stored.seq, this.seen.get(topic) ?? 0);
+  }
+
+  /** The store's head of a channel listened to here, read at `at` (see liveHead). */
+  storedHead(channelId: string, seq: number, at: number) {
+    const topic = topicOf(channelId);
+    if (!this.listeners.has(topic)) return;
+    const known = this.stored.get(topic);
+    if (known === undefined || known.at <= at)
+      this.stored.set(topic, { seq: Math.max(seq, known?.seq ?? 0), at });
   }
 
   /** Calls `revoke` when `userId` loses a grant on the channel (on any instance); call the result to stop. */
@@ -126,6 +172,7 @@ export class LocalFanout {
 
   private dispatch(topic: string, frame: string) {
     if (topic === REVOCATIONS) return this.dispatchRevocation(frame);
+    if (topic === GONE) return this.dispatchGone(frame);
     if (!this.listeners.has(topic)) return;
     const separator = frame.indexOf("|");
     if (frame.slice(0, separator) === this.origin) return;
@@ -145,12 +192,22 @@ export class LocalFanout {
   async reconcile(heads: (channelIds: string[]) => Promise<Array<{ id: string; lastSeq: number }>>) {
     const channelIds = [...this.listeners.keys()].map((topic) => topic.slice(TOPIC_PREFIX.length));
     if (channelIds.length === 0) return;
-    for (const { id, lastSeq } of await heads(channelIds)) {
+    const at = Date.now();
+    const rows = await heads(channelIds);
+    // A channel missing from the answer is gone: new streams of it must find out from the store.
+    const found = new Set(rows.map((row) => row.id));
+    for (const id of channelIds) if (!found.has(id)) this.stored.delete(topicOf(id));
+    for (const { id, lastSeq } of rows) {
+      this.storedHead(id, lastSeq, at);
       const topic = topicOf(id);
       if (lastSeq <= (this.seen.get(topic) ?? 0)) continue;
       this.seen.set(topic, lastSeq);
       for (const listener of this.listeners.get(topic) ?? []) listener.resync();
     }
+  }
+
+  private dispatchGone(frame: string) {
+    for (const channelId of JSON.parse(frame) as string[]) this.stored.delete(topicOf(channelId));
   }
 
   private dispatchRevocation(frame: string) {

@@ -15,6 +15,8 @@ export interface StreamOptions {
    * when it must catch up, and an idle connection should not keep a view (and its helpers) alive.
    */
   store: () => ChannelStore;
+  /** Channel heads, read as the service: the stream's reader is already authorized for its channel. */
+  heads: ChannelStore["channelHeads"];
   fanout: LocalFanout;
   metrics: Metrics;
   channel: ChannelRow;
@@ -73,18 +75,24 @@ export class ChannelGoneError extends Error {
 
 /**
  * Where the stream starts, read after it listens. A stream from the head (no cursor: every fresh
- * subscription) needs only the head, the cheapest read, which the store can answer for many
- * channels at once; a resume also needs what retention still keeps. The head also proves the
- * channel still exists: the row the stream was opened with may come from a cache.
+ * subscription) needs only the head, which the fan-out may already know (LocalFanout.liveHead) and
+ * the store can answer for many channels at once; a resume also needs what retention still keeps.
+ * A head read also proves the channel still exists: the row the stream was opened with may come
+ * from a cache.
  */
 async function readRange(options: StreamOptions): Promise<RetainedRange> {
-  const store = options.store();
-  const { channel } = options;
+  const { channel, fanout, afterSeq } = options;
+  const at = Date.now();
+  if (afterSeq === null) {
+    const lastSeq = fanout.liveHead(channel.id, at);
+    if (lastSeq !== undefined) return { oldestSeq: null, lastSeq };
+  }
   const [[head], range] = await Promise.all([
-    store.channelHeads([channel.id]),
-    options.afterSeq === null ? undefined : store.retainedRange(channel.id, new Date()),
+    options.heads([channel.id]),
+    afterSeq === null ? undefined : options.store().retainedRange(channel.id, new Date()),
   ]);
   if (!head) throw new ChannelGoneError(channel.id);
+  fanout.storedHead(channel.id, head.lastSeq, at);
   return range ?? { oldestSeq: null, lastSeq: head.lastSeq };
 }
 

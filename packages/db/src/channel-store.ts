@@ -167,8 +167,8 @@ export interface ChannelStore {
   ack(userId: string, acks: ReadonlyArray<{ channelId: string; seq: number }>): Promise<number>;
   /** Returns how many were deleted, or null when another instance is cleaning up right now. */
   deleteExpiredMessages(now: Date): Promise<number | null>;
-  /** Deletes channels idle since `before` that nobody is subscribed to; null as above. */
-  deleteInactiveChannels(before: Date): Promise<number | null>;
+  /** Deletes channels idle since `before` that nobody is subscribed to; their ids, or null as above. */
+  deleteInactiveChannels(before: Date): Promise<string[] | null>;
   /** Returns false when the user already had a grant. */
   grant(channelId: string, userId: string, grantedBy: string): Promise<boolean>;
   /** Removes the grant and deactivates the user's subscription; false when there was no grant. */

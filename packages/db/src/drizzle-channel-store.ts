@@ -432,7 +432,7 @@ class DrizzleChannelStore implements ChannelStore {
           ),
         )
         .returning({ id: channels.id });
-      return rows.length;
+      return rows.map((row) => row.id);
     });
   }
 
