@@ -2,9 +2,11 @@ import {
   createTRPCClientProxy,
   httpBatchLink,
   httpLink,
+  type OperationLink,
   splitLink,
   type TRPCClient,
   TRPCClientError,
+  type TRPCLink,
 } from "@trpc/client";
 import type { AppRouter } from "@wedsync/channels";
 import { COMPACT_FRAMES, FRAMES_PARAM } from "@wedsync/channels/compact-frame";
@@ -71,11 +73,13 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
   const untyped = new DirectSubscriptionsClient<AppRouter>(
     {
       links: [
-        splitLink({
-          condition: (op) => op.type === "mutation",
-          true: httpLink(http),
-          false: httpBatchLink(http),
-        }),
+        builtOnFirstUse(() =>
+          splitLink({
+            condition: (op) => op.type === "mutation",
+            true: httpLink(http),
+            false: httpBatchLink(http),
+          }),
+        ),
       ],
     },
     {
@@ -86,6 +90,20 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
   );
   const trpc = createTRPCClientProxy<AppRouter>(untyped);
   return { trpc, close: () => connection.close() };
+}
+
+/**
+ * `make()`'s link, built on the first query or mutation: a client that only subscribes (most
+ * open connections) never pays for the HTTP links' set-up.
+ */
+function builtOnFirstUse(make: () => TRPCLink<AppRouter>): TRPCLink<AppRouter> {
+  return (runtime) => {
+    let link: OperationLink<AppRouter> | undefined;
+    return (operation) => {
+      link ??= make()(runtime);
+      return link(operation);
+    };
+  };
 }
 
 /** The tRPC error code of a failed call (UNAUTHORIZED, FORBIDDEN, ...), if it carries one. */

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import { TRPCClientError } from "@trpc/client";
 import WebSocket from "ws";
 
@@ -64,8 +66,18 @@ interface SocketEvents {
 
 const CLOSING = 2;
 
-function listen(socket: Socket, events: SocketEvents) {
+/** Runs `send`, whose frames then leave in one write where the socket allows it. */
+type SendTogether = (send: () => void) => void;
+
+/** Wires the socket's events to `events`; returns how to send several frames in one write. */
+function listen(socket: Socket, events: SocketEvents): SendTogether {
   if (socket instanceof WebSocket) {
+    // The TCP socket under the `ws` WebSocket, held back while frames are queued so that the
+    // connectionParams and the first subscriptions reach the server in one packet and one read.
+    let transport: Duplex | undefined;
+    socket.once("upgrade", (response: IncomingMessage) => {
+      transport = response.socket;
+    });
     // The `ws` package's own events: its addEventListener would wrap every frame in a MessageEvent.
     socket.on("open", events.open);
     socket.on("message", (data: Buffer, isBinary: boolean) => {
@@ -74,7 +86,14 @@ function listen(socket: Socket, events: SocketEvents) {
     socket.on("close", (code: number, reason: Buffer) => events.close(code, reason.toString()));
     // Always followed by "close"; an EventEmitter without an "error" listener would throw instead.
     socket.on("error", () => {});
-    return;
+    return (send) => {
+      transport?.cork();
+      try {
+        send();
+      } finally {
+        transport?.uncork();
+      }
+    };
   }
   const target = socket as unknown as globalThis.WebSocket;
   target.addEventListener("open", () => events.open());
@@ -83,6 +102,7 @@ function listen(socket: Socket, events: SocketEvents) {
   });
   target.addEventListener("close", (event) => events.close(event.code, event.reason));
   target.addEventListener("error", () => {});
+  return (send) => send();
 }
 
 export class SubscriptionConnection {
@@ -200,15 +220,17 @@ export class SubscriptionConnection {
     const Impl = (this.options.webSocket ?? WebSocket) as unknown as new (url: string) => Socket;
     const socket = new Impl(this.options.url);
     this.socket = socket;
-    listen(socket, {
+    const sendTogether = listen(socket, {
       open: () => {
         if (this.socket !== socket) return;
         this.connecting = false;
         this.ready = true;
-        socket.send(JSON.stringify({ method: "connectionParams", data: params }));
-        this.setState({ type: "state", state: "pending", error: null });
-        const waiting = [...this.streams].filter((stream) => !this.parked.has(stream));
-        if (waiting.length > 0) this.send(waiting);
+        sendTogether(() => {
+          socket.send(JSON.stringify({ method: "connectionParams", data: params }));
+          this.setState({ type: "state", state: "pending", error: null });
+          const waiting = [...this.streams].filter((stream) => !this.parked.has(stream));
+          if (waiting.length > 0) this.send(waiting);
+        });
         if (this.streams.size === 0) this.closeWhenIdle();
       },
       message: (text) => {
