@@ -16,6 +16,36 @@ export function fromWire(payload: unknown): unknown {
   return superjson.deserialize(payload as Parameters<typeof superjson.deserialize>[0], { inPlace: true });
 }
 
+/**
+ * Encodes a value for the wire as superjson would. A plain JSON value (what a subscription's input
+ * is: strings and numbers in plain objects) is superjson's `{ json }` as it is, without superjson's
+ * walk, which cost more than the rest of sending a subscription; anything else goes to superjson.
+ */
+export function toWire(value: unknown): unknown {
+  return isPlainJson(value, new Set()) ? { json: value } : superjson.serialize(value);
+}
+
+/**
+ * Values superjson passes through untouched and without a `meta` annotation: no value it annotates
+ * (undefined, a Date, NaN, -0, a Map...), no object that is not plain, no object met twice (superjson
+ * records shared references).
+ */
+function isPlainJson(value: unknown, seen: Set<object>): boolean {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value) && !Object.is(value, -0);
+  if (typeof value !== "object" || seen.has(value) || seen.size > 100) return false;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], seen)) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const key of Object.keys(value)) {
+    if (UNSAFE_KEYS.has(key) || !isPlainJson((value as Parent)[key], seen)) return false;
+  }
+  return true;
+}
+
 const splitPaths = new Map<string, string[]>();
 const MAX_CACHED_PATHS = 1_000;
 

@@ -1,8 +1,7 @@
 import { type Operation, type OperationResultObserver, TRPCClientError } from "@trpc/client";
 import type { AnyTRPCRouter } from "@trpc/server";
 import { fromCompact } from "@wedsync/channels/compact-frame";
-import superjson from "superjson";
-import { fromWire } from "./superjson-wire.ts";
+import { fromWire, toWire } from "./superjson-wire.ts";
 import type {
   ConnectionState,
   ConnectionStream,
@@ -34,7 +33,7 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
     private readonly retry: RetryPolicy,
     private readonly retryDelayMs: (attempt: number) => number,
   ) {
-    this.input = superjson.serialize(op.input);
+    this.input = toWire(op.input);
   }
 
   start(): void {
