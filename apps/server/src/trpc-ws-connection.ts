@@ -100,9 +100,7 @@ export class TrpcWsHandler<TRouter extends AnyRouter> {
     socket.on("message", this.onMessage);
     socket.on("error", this.onSocketError);
     socket.on("close", this.onClose);
-    const awaitsParams =
-      new URL(req.url ?? "/", "http://localhost").searchParams.get("connectionParams") === "1";
-    if (!awaitsParams) connection.createContext(null);
+    if (!awaitsConnectionParams(req.url)) connection.createContext(null);
   }
 
   /** Asks every client to reconnect (shutdown): wsLink then reconnects, elsewhere or later. */
@@ -332,6 +330,15 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
       this.reportError(cause, subscription);
     }
   }
+}
+
+/**
+ * Whether the upgrade URL has `connectionParams=1`, as tRPC's adapter reads it. Only the query is
+ * parsed: a whole URL parse was ~10 µs of every connect.
+ */
+function awaitsConnectionParams(url: string | undefined): boolean {
+  const query = url?.indexOf("?") ?? -1;
+  return query >= 0 && new URLSearchParams(url!.slice(query + 1)).get("connectionParams") === "1";
 }
 
 /** tRPC merges the resume point into the input: wsLink sends it beside the input on reconnect. */

@@ -111,9 +111,11 @@ export const channelRouter = router({
 
   events: authedProcedure
     .input(z.object({ channelName: channelNameSchema, lastEventId: messageIdSchema.nullish() }))
-    // Opened in a middleware, which tRPC awaits before it answers `started`: access errors arrive
-    // as errors, and nothing published after the client has seen `started` is missed.
-    .use(async ({ ctx, input, signal, next }) => {
+    // Opened before the resolver returns, which tRPC awaits before it answers `started`: access
+    // errors arrive as errors, and nothing published after the client has seen `started` is missed.
+    // It returns the stream itself, not an async generator around it: a second generator layer would
+    // be kept (with its pending request and promises) for every subscribed connection.
+    .subscription(async ({ ctx, input, signal }) => {
       const { manager } = ctx.services;
       const opened = await manager.openStream(
         ctx.identity,
@@ -121,10 +123,6 @@ export const channelRouter = router({
         input.lastEventId ?? undefined,
       );
       const abort = signal ?? new AbortController().signal;
-      const events = await manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
-      return next({ ctx: { events } });
-    })
-    // The stream itself, not an async generator around it: a second generator layer would be kept
-    // (with its pending request and promises) for every subscribed connection.
-    .subscription(({ ctx }) => ctx.events),
+      return manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
+    }),
 });
