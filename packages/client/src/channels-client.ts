@@ -11,6 +11,7 @@ import {
 import type { AppRouter } from "@wedsync/channels";
 import { COMPACT_FRAMES, FRAMES_PARAM } from "@wedsync/channels/compact-frame";
 import superjson from "superjson";
+import { httpFetch } from "#http-fetch";
 import { DirectSubscriptionsClient } from "./direct-subscriptions.ts";
 import { SubscriptionConnection } from "./ws-connection.ts";
 
@@ -69,6 +70,7 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
     url: `${base}/trpc`,
     transformer: superjson,
     headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
+    ...(httpFetch === undefined ? {} : { fetch: httpFetch }),
   };
   const untyped = new DirectSubscriptionsClient<AppRouter>(
     {
