@@ -37,6 +37,8 @@ export class LocalFanout {
   private readonly seen = new Map<string, number>();
   /** Per topic listened to, the last head the store answered and when (ms since the epoch). */
   private readonly stored = new Map<string, { seq: number; at: number }>();
+  /** Topics listened to whose channel was deleted: a read still in flight must not vouch for them. */
+  private readonly gone = new Set<string>();
   /** Streams other than channel.events (presence) that must hear of revocations, per channel. */
   private readonly revocationWatchers = new Map<string, Set<RevocationWatcher>>();
 
@@ -103,6 +105,7 @@ export class LocalFanout {
     this.unconfirmed.delete(topic);
     this.seen.delete(topic);
     this.stored.delete(topic);
+    this.gone.delete(topic);
     this.bus.unsubscribe(topic).catch(() => {
       // A failed unsubscribe only leaves frames this instance ignores.
     });
@@ -126,7 +129,7 @@ export class LocalFanout {
   /** The store's head of a channel listened to here, read at `at` (see liveHead). */
   storedHead(channelId: string, seq: number, at: number) {
     const topic = topicOf(channelId);
-    if (!this.listeners.has(topic)) return;
+    if (!this.listeners.has(topic) || this.gone.has(topic)) return;
     const known = this.stored.get(topic);
     if (known === undefined || known.at <= at)
       this.stored.set(topic, { seq: Math.max(seq, known?.seq ?? 0), at });
@@ -196,7 +199,7 @@ export class LocalFanout {
     const rows = await heads(channelIds);
     // A channel missing from the answer is gone: new streams of it must find out from the store.
     const found = new Set(rows.map((row) => row.id));
-    for (const id of channelIds) if (!found.has(id)) this.stored.delete(topicOf(id));
+    for (const id of channelIds) if (!found.has(id)) this.forgetHead(id);
     for (const { id, lastSeq } of rows) {
       this.storedHead(id, lastSeq, at);
       const topic = topicOf(id);
@@ -207,7 +210,14 @@ export class LocalFanout {
   }
 
   private dispatchGone(frame: string) {
-    for (const channelId of JSON.parse(frame) as string[]) this.stored.delete(topicOf(channelId));
+    for (const channelId of JSON.parse(frame) as string[]) this.forgetHead(channelId);
+  }
+
+  /** The channel was deleted: no head vouches for it any more (ids are never reused). */
+  private forgetHead(channelId: string) {
+    const topic = topicOf(channelId);
+    this.stored.delete(topic);
+    if (this.listeners.has(topic)) this.gone.add(topic);
   }
 
   private dispatchRevocation(frame: string) {
