@@ -334,7 +334,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
 
 /**
  * Whether the upgrade URL has `connectionParams=1`, as tRPC's adapter reads it. Only the query is
- * parsed: a whole URL parse was ~10 µs of every connect.
+ * parsed: a whole URL parse was ~10 ms per 1,000 connects in a cold storm's profile.
  */
 function awaitsConnectionParams(url: string | undefined): boolean {
   const query = url?.indexOf("?") ?? -1;

@@ -59,12 +59,14 @@ export class ChannelManager {
   private readonly socketSlots = new WeakMap<OutboundSocket, number>();
 
   private readonly channels: ChannelCache;
+  /** The server's own view of the store: channel heads, cleanup. */
+  private readonly service: ChannelStore;
   private readonly heads: ChannelStore["channelHeads"];
 
   constructor(private readonly deps: ChannelManagerDeps) {
     this.channels = new ChannelCache();
-    const service = deps.stores.as(SERVICE_ACTOR);
-    this.heads = (channelIds) => service.channelHeads(channelIds);
+    this.service = deps.stores.as(SERVICE_ACTOR);
+    this.heads = (channelIds) => this.service.channelHeads(channelIds);
   }
 
   /** The store as this user sees it: the database's row level security applies to all it does. */
@@ -515,9 +517,9 @@ export class ChannelManager {
    * hears which (LocalFanout.channelsGone), so none starts a new stream on a deleted channel.
    */
   async cleanupInactiveChannels(now = new Date()): Promise<number | null> {
-    const ids = await this.deps.stores
-      .as(SERVICE_ACTOR)
-      .deleteInactiveChannels(new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE));
+    const ids = await this.service.deleteInactiveChannels(
+      new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE),
+    );
     if (ids === null) return null;
     if (ids.length > 0) await this.deps.fanout.channelsGone(ids).catch(() => {});
     return ids.length;

@@ -70,7 +70,8 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
     url: `${base}/trpc`,
     transformer: superjson,
     headers: async () => ({ authorization: `Bearer ${await getToken()}` }),
-    ...(httpFetch === undefined ? {} : { fetch: httpFetch }),
+    // Undefined outside Node: tRPC then uses the platform's fetch.
+    fetch: httpFetch,
   };
   const untyped = new DirectSubscriptionsClient<AppRouter>(
     {
