@@ -19,6 +19,7 @@ import {
 } from "@trpc/server/unstable-core-do-not-import";
 import { COMPACT_FRAMES, FRAMES_PARAM, type OutboundSocket } from "@wedsync/channels";
 import type { WebSocket } from "ws";
+import { textFrame } from "./text-frame.ts";
 import { type SubscriptionHost, type WsCall, WsSubscription } from "./trpc-ws-subscription.ts";
 import { beforeWrite, type TurnWriter } from "./turn-cork.ts";
 
@@ -138,6 +139,17 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   send(data: Buffer | string, options: { binary: boolean } = TEXT) {
     beforeWrite(this, this.transport);
     this.socket.send(data, options);
+  }
+
+  /**
+   * Straight to the transport, beside `ws`: its sender writes each frame synchronously, in call order,
+   * as long as it never queues, and it queues only to compress (permessage-deflate is off, server.ts)
+   * or to read a Blob (never sent here). A socket that is no longer open gets nothing, as from `ws`.
+   */
+  sendText(payload: Buffer) {
+    if (this.socket.readyState !== WEBSOCKET_OPEN) return;
+    beforeWrite(this, this.transport);
+    this.transport.write(textFrame(payload));
   }
 
   close(code?: number, reason?: string) {

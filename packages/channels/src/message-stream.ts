@@ -7,8 +7,6 @@ import type { Metrics } from "./metrics.ts";
 import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
 import { expectStartedFrame, liveFrame, type StartingSubscription } from "./wire-format.ts";
 
-const TEXT_FRAME = { binary: false };
-
 export interface StreamOptions {
   /**
    * The subscriber's view of the store, made when needed: a stream reads it only when it starts and
@@ -238,7 +236,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     this.observeLatency(message);
     this.metrics.deliveries.inc();
     this.metrics.liveWrites.inc();
-    socket.send(frame, TEXT_FRAME);
+    socket.sendText(frame);
     this.cursor = message.seq;
     return true;
   }

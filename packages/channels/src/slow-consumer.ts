@@ -1,8 +1,12 @@
 /** What a stream needs of the socket it writes to. */
 export interface OutboundSocket {
   readonly bufferedAmount: number;
-  /** Live messages are written here directly (see ChannelStream.offer), as text frames. */
-  send(data: Buffer, options: { binary: boolean }): void;
+  /**
+   * Writes one text frame with this payload: how live messages reach the socket directly (see
+   * ChannelStream.offer). A live frame's payload is one Buffer shared by every subscriber of the
+   * message, so what an implementation derives from it can be kept for the next socket.
+   */
+  sendText(payload: Buffer): void;
   /** The client asked for compact live frames (compact-frame.ts). */
   readonly compactFrames?: boolean;
   close(code: number, reason: string): void;

@@ -3,6 +3,7 @@ import WebSocket from "ws";
 import { inspectPortFlag } from "../inspector.ts";
 import {
   captureOutput,
+  cpuProfileFlags,
   freePort,
   SERVER_CORE,
   spawnPinned,
@@ -22,7 +23,12 @@ export const wsBaselineServer: ServerAdapter = {
     const child = spawnPinned(
       SERVER_CORE,
       process.execPath,
-      [inspectPortFlag(inspectorPort), ...TSX_IMPORT, SERVER],
+      [
+        inspectPortFlag(inspectorPort),
+        ...cpuProfileFlags(process.env.BENCH_CPU_PROF_DIR),
+        ...TSX_IMPORT,
+        SERVER,
+      ],
       {
         env: { ...process.env, PORT: String(port) },
         stdio: ["ignore", "pipe", "pipe"],
