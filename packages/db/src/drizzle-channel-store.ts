@@ -15,6 +15,7 @@ import {
   sql,
 } from "drizzle-orm";
 import { type Transaction, transactionAs } from "./actor-transaction.ts";
+import { BuiltOnce } from "./built-once.ts";
 import {
   type AppendMessage,
   type AuditQuery,
@@ -742,6 +743,46 @@ async function insertLocked(
   return { row, webhookCount: locked.webhookCount };
 }
 
+/** The append's statement, with and without the webhook guard (see insertNext). */
+const guardedAppend = appendStatement(true);
+const appendUnderLock = appendStatement(false);
+
+function appendStatement(unlessWebhooks: boolean) {
+  const value = (name: keyof AppendMessage) => sql.placeholder(name);
+  return new BuiltOnce<MessageRow>(messages, (db) => {
+    const bump = db.$with("bump").as(
+      db
+        .update(channels)
+        .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
+        .where(
+          unlessWebhooks
+            ? and(eq(channels.id, value("channelId")), eq(channels.webhookCount, 0))
+            : eq(channels.id, value("channelId")),
+        )
+        .returning({ channelId: channels.id, seq: channels.lastSeq }),
+    );
+    return db
+      .with(bump)
+      .insert(messages)
+      .select(
+        db
+          .select({
+            channelId: bump.channelId,
+            seq: bump.seq,
+            event: sql`${value("event")}`.as("event"),
+            payload: sql`${value("payload")}::jsonb`.as("payload"),
+            senderId: sql`${value("senderId")}`.as("sender_id"),
+            idempotencyKey: sql`${value("idempotencyKey")}`.as("idempotency_key"),
+            // Taken after the row lock, unlike now(), so sentAt follows seq order.
+            createdAt: sql`clock_timestamp()`.as("created_at"),
+            expiresAt: sql`${value("expiresAt")}::timestamptz`.as("expires_at"),
+          })
+          .from(bump),
+      )
+      .returning();
+  });
+}
+
 /**
  * One statement. Undefined when nothing was inserted: no such channel, or (`unlessWebhooks`) the channel
  * has webhooks.
@@ -751,35 +792,10 @@ async function insertStatement(
   input: AppendMessage,
   unlessWebhooks: boolean,
 ): Promise<MessageRow | undefined> {
-  const bump = db.$with("bump").as(
-    db
-      .update(channels)
-      .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
-      .where(
-        unlessWebhooks
-          ? and(eq(channels.id, input.channelId), eq(channels.webhookCount, 0))
-          : eq(channels.id, input.channelId),
-      )
-      .returning({ channelId: channels.id, seq: channels.lastSeq }),
-  );
-  const rows = await db
-    .with(bump)
-    .insert(messages)
-    .select(
-      db
-        .select({
-          channelId: bump.channelId,
-          seq: bump.seq,
-          event: sql`${input.event}`.as("event"),
-          payload: sql`${JSON.stringify(input.payload)}::jsonb`.as("payload"),
-          senderId: sql`${input.senderId}`.as("sender_id"),
-          idempotencyKey: sql`${input.idempotencyKey}`.as("idempotency_key"),
-          // Taken after the row lock, unlike now(), so sentAt follows seq order.
-          createdAt: sql`clock_timestamp()`.as("created_at"),
-          expiresAt: sql`${input.expiresAt.toISOString()}::timestamptz`.as("expires_at"),
-        })
-        .from(bump),
-    )
-    .returning();
+  const rows = await (unlessWebhooks ? guardedAppend : appendUnderLock).run(db, {
+    ...input,
+    payload: JSON.stringify(input.payload),
+    expiresAt: input.expiresAt.toISOString(),
+  });
   return rows[0];
 }

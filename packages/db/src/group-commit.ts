@@ -1,5 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { type Transaction, transactionAs } from "./actor-transaction.ts";
+import { BuiltOnce } from "./built-once.ts";
 import type { AppendMessage } from "./channel-store.ts";
 import type { Database } from "./client.ts";
 import { channels, type MessageRow, messages } from "./schema.ts";
@@ -199,11 +200,16 @@ function insertMany(tx: Transaction, channelId: string, inputs: AppendMessage[])
       expiresAt: input.expiresAt.toISOString(),
     })),
   );
+  return appendMany.run(tx, { channelId, count: inputs.length, list });
+}
+
+const appendMany = new BuiltOnce<MessageRow>(messages, (tx) => {
+  const count = sql.placeholder("count");
   const bump = tx.$with("bump").as(
     tx
       .update(channels)
-      .set({ lastSeq: sql`${channels.lastSeq} + ${inputs.length}`, lastActivity: sql`now()` })
-      .where(and(eq(channels.id, channelId), eq(channels.webhookCount, 0)))
+      .set({ lastSeq: sql`${channels.lastSeq} + ${count}`, lastActivity: sql`now()` })
+      .where(and(eq(channels.id, sql.placeholder("channelId")), eq(channels.webhookCount, 0)))
       .returning({ channelId: channels.id, head: channels.lastSeq }),
   );
   const item = (field: string) => sql.raw(`m.value->>'${field}'`);
@@ -214,7 +220,7 @@ function insertMany(tx: Transaction, channelId: string, inputs: AppendMessage[])
       tx
         .select({
           channelId: bump.channelId,
-          seq: sql`${bump.head} - ${inputs.length} + m.ord`.as("seq"),
+          seq: sql`${bump.head} - ${count} + m.ord`.as("seq"),
           event: sql`${item("event")}`.as("event"),
           payload: sql`m.value->'payload'`.as("payload"),
           senderId: sql`${item("senderId")}`.as("sender_id"),
@@ -223,7 +229,9 @@ function insertMany(tx: Transaction, channelId: string, inputs: AppendMessage[])
           expiresAt: sql`(${item("expiresAt")})::timestamptz`.as("expires_at"),
         })
         .from(bump)
-        .crossJoin(sql`jsonb_array_elements(${list}::jsonb) with ordinality as m(value, ord)`),
+        .crossJoin(
+          sql`jsonb_array_elements(${sql.placeholder("list")}::jsonb) with ordinality as m(value, ord)`,
+        ),
     )
     .returning();
-}
+});
