@@ -13,7 +13,7 @@ import type { Config } from "./config.ts";
 import type { ChannelEvent } from "./events.ts";
 import type { LocalFanout } from "./fanout.ts";
 import { type Identity, storeActorOf } from "./identity.ts";
-import { type ChannelReset, messageId, parseMessageId } from "./message.ts";
+import { type ChannelReset, messageId, parseMessageId, toChannelMessage } from "./message.ts";
 import type { MessageQueue } from "./message-queue.ts";
 import { ChannelGoneError, openChannelStream } from "./message-stream.ts";
 import type { Metrics } from "./metrics.ts";
@@ -120,11 +120,15 @@ export class ChannelManager {
     const maxActive =
       identity.tier === "paid" ? this.deps.config.CHANNELS_TIER_PAID : this.deps.config.CHANNELS_TIER_FREE;
     const store = this.storeOf(identity);
+    // One transaction sets the cursor and reads what the client missed: under a fan-out load every
+    // transaction may wait behind a broadcast's fan-out, so each one more was one more such wait.
     const result = await store.subscribe({
       channelId: channel.id,
       userId: identity.sub,
       fromSeq,
       maxActive,
+      missedLimit: MISSED_LIMIT + 1,
+      now: new Date(),
     });
     if (!result.ok) {
       this.audit(identity, "subscribe", parsed.name, "denied", "tier limit");
@@ -134,10 +138,8 @@ export class ChannelManager {
       });
     }
     const cursor = result.subscription.cursorSeq;
-    const [missed, range] = await Promise.all([
-      this.deps.queue.messagesAfter(store, channel, cursor, MISSED_LIMIT + 1),
-      store.retainedRange(channel.id, new Date()),
-    ]);
+    const { range } = result;
+    const missed = result.missed.map((row) => toChannelMessage(row, channel.name));
     // Messages after the cursor that retention already removed are reported, never skipped silently.
     const lost = cursor < range.lastSeq && (range.oldestSeq === null || range.oldestSeq > cursor + 1);
     const reset: ChannelReset | null = lost

@@ -1,4 +1,4 @@
-import type { ChannelRow, ChannelStore, MessageRow } from "@wedsync/db";
+import type { ChannelRow, ChannelStore } from "@wedsync/db";
 import type { ChannelEvent } from "./events.ts";
 import { type ChannelMessage, parseMessageId, toChannelMessage } from "./message.ts";
 
@@ -47,17 +47,6 @@ export class MessageQueue {
   ): Promise<ChannelMessage[]> {
     const rows = await store.pendingMessages(userId, limit, new Date());
     return rows.map((row) => toChannelMessage(row, row.channelName));
-  }
-
-  /** Messages of one channel after a cursor, oldest first. */
-  async messagesAfter(
-    store: ChannelStore,
-    channel: ChannelRow,
-    afterSeq: number,
-    limit: number,
-  ): Promise<ChannelMessage[]> {
-    const rows: MessageRow[] = await store.readMessages(channel.id, afterSeq, limit, new Date());
-    return rows.map((row) => toChannelMessage(row, channel.name));
   }
 
   /**

@@ -36,10 +36,24 @@ export interface SubscribeRequest {
   fromSeq: number | null;
   /** Most active subscriptions the user may hold; counted under a per-user lock. */
   maxActive: number;
+  /** At most this many stored messages after the cursor come back with the subscription. */
+  missedLimit: number;
+  /** Messages that expire before this are no longer retained. */
+  now: Date;
 }
 
+/**
+ * A subscription with what its client missed, read in the transaction that set its cursor: the
+ * messages after the cursor, oldest first, and the channel's retained range.
+ */
 export type SubscribeResult =
-  | { ok: true; subscription: SubscriptionRow; activeCount: number }
+  | {
+      ok: true;
+      subscription: SubscriptionRow;
+      activeCount: number;
+      missed: MessageRow[];
+      range: RetainedRange;
+    }
   | { ok: false; activeCount: number };
 
 export interface RetainedRange {

@@ -210,16 +210,7 @@ class DrizzleChannelStore implements ChannelStore {
   }
 
   readMessages(channelId: string, afterSeq: number, limit: number, now: Date) {
-    return this.run((db) =>
-      db
-        .select()
-        .from(messages)
-        .where(
-          and(eq(messages.channelId, channelId), gt(messages.seq, afterSeq), gt(messages.expiresAt, now)),
-        )
-        .orderBy(asc(messages.seq))
-        .limit(limit),
-    );
+    return this.run((db) => readMessagesIn(db, channelId, afterSeq, limit, now));
   }
 
   retainedRange(channelId: string, now: Date) {
@@ -228,11 +219,7 @@ class DrizzleChannelStore implements ChannelStore {
         .select({ lastSeq: channels.lastSeq })
         .from(channels)
         .where(eq(channels.id, channelId));
-      const [oldest] = await db
-        .select({ seq: min(messages.seq) })
-        .from(messages)
-        .where(and(eq(messages.channelId, channelId), gt(messages.expiresAt, now)));
-      return { oldestSeq: oldest?.seq ?? null, lastSeq: head?.lastSeq ?? 0 };
+      return { oldestSeq: await oldestRetainedIn(db, channelId, now), lastSeq: head?.lastSeq ?? 0 };
     });
   }
 
@@ -273,7 +260,10 @@ class DrizzleChannelStore implements ChannelStore {
         })
         .returning();
       if (!subscription) throw new Error("subscription upsert returned nothing");
-      return { ok: true, subscription, activeCount: activeCount + (alreadyActive ? 0 : 1) };
+      const { channelId, missedLimit, now } = request;
+      const missed = await readMessagesIn(tx, channelId, cursorSeq, missedLimit, now);
+      const range = { oldestSeq: await oldestRetainedIn(tx, channelId, now), lastSeq: headSeq };
+      return { ok: true, subscription, activeCount: activeCount + (alreadyActive ? 0 : 1), missed, range };
     });
   }
 
@@ -741,6 +731,23 @@ async function insertLocked(
     await tx.execute(sql`select wedsync_queue_webhook_deliveries(${row.channelId}, ${row.seq})`);
   }
   return { row, webhookCount: locked.webhookCount };
+}
+
+function readMessagesIn(db: Transaction, channelId: string, afterSeq: number, limit: number, now: Date) {
+  return db
+    .select()
+    .from(messages)
+    .where(and(eq(messages.channelId, channelId), gt(messages.seq, afterSeq), gt(messages.expiresAt, now)))
+    .orderBy(asc(messages.seq))
+    .limit(limit);
+}
+
+async function oldestRetainedIn(db: Transaction, channelId: string, now: Date): Promise<number | null> {
+  const [oldest] = await db
+    .select({ seq: min(messages.seq) })
+    .from(messages)
+    .where(and(eq(messages.channelId, channelId), gt(messages.expiresAt, now)));
+  return oldest?.seq ?? null;
 }
 
 /** The append's statement, with and without the webhook guard (see insertNext). */

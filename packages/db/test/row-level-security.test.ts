@@ -69,7 +69,14 @@ onEachDatabase("row level security", (name, open) => {
       const b = stores.as(coupleB);
       aDashboard = await create(a, `couple:dashboard:${ca}`, `alice-${tag}`);
       await a.appendMessage(message(aDashboard.id, `alice-${tag}`));
-      await a.subscribe({ channelId: aDashboard.id, userId: `alice-${tag}`, fromSeq: null, maxActive: 10 });
+      await a.subscribe({
+        channelId: aDashboard.id,
+        userId: `alice-${tag}`,
+        fromSeq: null,
+        maxActive: 10,
+        missedLimit: 10,
+        now: new Date(),
+      });
       bChannels = [
         await create(b, `couple:dashboard:${cb}`, `bob-${tag}`),
         await create(b, `collaboration:${supplier}:${cb}`, `bob-${tag}`),
@@ -77,7 +84,14 @@ onEachDatabase("row level security", (name, open) => {
       ];
       for (const channel of bChannels) {
         await b.appendMessage(message(channel.id, `bob-${tag}`));
-        await b.subscribe({ channelId: channel.id, userId: `bob-${tag}`, fromSeq: null, maxActive: 10 });
+        await b.subscribe({
+          channelId: channel.id,
+          userId: `bob-${tag}`,
+          fromSeq: null,
+          maxActive: 10,
+          missedLimit: 10,
+          now: new Date(),
+        });
       }
     });
 
@@ -194,7 +208,14 @@ onEachDatabase("row level security", (name, open) => {
       // A's own subscribe to B's channel cannot even see the channel, so it cannot take a cursor there.
       expect(
         await codeOf(() =>
-          a.subscribe({ channelId: id, userId: `alice-${tag}`, fromSeq: null, maxActive: 10 }),
+          a.subscribe({
+            channelId: id,
+            userId: `alice-${tag}`,
+            fromSeq: null,
+            maxActive: 10,
+            missedLimit: 10,
+            now: new Date(),
+          }),
         ),
       ).toBe("42501");
       expect(await a.pendingMessages(`bob-${tag}`, 10, new Date())).toEqual([]);
