@@ -109,6 +109,42 @@ describe("ops endpoints", () => {
     stream.unsubscribe();
   });
 
+  it("every delivery to every subscriber is counted and has its latency observed", async () => {
+    const s = uid("s");
+    const member = server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
+    const readers = [1, 2].map(() => server.client({ sub: uid("u"), role: "supplier", suppliers: [s] }));
+    const { name } = await member.trpc.channel.create.mutate({
+      scope: "supplier",
+      entity: "dashboard",
+      entityId: s,
+    });
+    const opening = await member.trpc.channel.broadcast.mutate({
+      channelName: name,
+      event: "message.posted",
+      payload: { text: "opening" },
+    });
+    // Both streams start before the opening message: once they have it from the store, they are live.
+    const start = opening.id.replace(/:\d+$/, ":0");
+    const streams = readers.map((reader) => events(reader, name, start));
+    for (const stream of streams) await stream.until(1);
+
+    const before = await metrics();
+    for (let i = 0; i < 3; i++) {
+      await member.trpc.channel.broadcast.mutate({
+        channelName: name,
+        event: "message.posted",
+        payload: { text: `m${i}` },
+      });
+    }
+    for (const stream of streams) await stream.until(4);
+    const after = await metrics();
+
+    const delta = (metric: string) => sample(after, metric) - sample(before, metric);
+    expect(delta("channels_deliveries_total")).toBe(6);
+    expect(delta("channels_delivery_latency_seconds_count")).toBe(6);
+    for (const stream of streams) stream.unsubscribe();
+  });
+
   it("refused tokens are counted in channels_auth_failures_total", async () => {
     const before = sample(await metrics(), "channels_auth_failures_total");
     const client = server.clientWithToken("garbage");

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Bus } from "@wedsync/bus";
 import type { FanoutListener } from "./inbox.ts";
+import { LiveWrites } from "./live-writes.ts";
 import type { ChannelMessage } from "./message.ts";
 import { decodeMessage, encodeMessage } from "./wire-format.ts";
 
@@ -45,6 +46,8 @@ export class LocalFanout {
   constructor(
     private readonly bus: Bus,
     private readonly onError: (error: unknown) => void = () => {},
+    /** Called after each local fan-out with what it wrote live (see LiveWrites). */
+    private readonly onLiveWrites: (writes: LiveWrites, message: ChannelMessage) => void = () => {},
   ) {
     bus.onFrame((topic, frame) => this.dispatch(topic, frame));
     bus.onResync(() => {
@@ -184,7 +187,9 @@ export class LocalFanout {
 
   private deliverLocally(topic: string, message: ChannelMessage) {
     if (message.seq > (this.seen.get(topic) ?? 0)) this.seen.set(topic, message.seq);
-    for (const listener of this.listeners.get(topic) ?? []) listener.deliver(message);
+    const writes = new LiveWrites();
+    for (const listener of this.listeners.get(topic) ?? []) listener.deliver(message, writes);
+    this.onLiveWrites(writes, message);
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { LiveWrites } from "./live-writes.ts";
 import type { ChannelMessage } from "./message.ts";
 import { Waiter } from "./waiter.ts";
 
@@ -5,7 +6,8 @@ import { Waiter } from "./waiter.ts";
 export interface FanoutListener {
   /** Whose stream this is, so a revocation can reach it. */
   readonly userId: string;
-  deliver(message: ChannelMessage): void;
+  /** `writes` collects what the subscriber's socket was written live, for the broadcast's metrics. */
+  deliver(message: ChannelMessage, writes: LiveWrites): void;
   /** Live messages may have been lost: the subscriber must re-read the store. */
   resync(): void;
   /** The user's grant on the channel was revoked: the stream re-checks its access. */
@@ -15,7 +17,7 @@ export interface FanoutListener {
 /** Takes live messages straight to the subscriber's socket while its stream has nothing queued. */
 export interface LiveWriter {
   /** True when the message was written (or was one the subscriber already has); false queues it. */
-  offer(message: ChannelMessage): boolean;
+  offer(message: ChannelMessage, writes: LiveWrites): boolean;
 }
 
 /**
@@ -35,9 +37,9 @@ export class Inbox implements FanoutListener {
     readonly userId: string,
   ) {}
 
-  deliver(message: ChannelMessage) {
+  deliver(message: ChannelMessage, writes: LiveWrites) {
     if (this.lost) return;
-    if (this.writer?.offer(message)) return;
+    if (this.writer?.offer(message, writes)) return;
     if (this.items.length - this.head >= this.capacity) return this.resync();
     this.items.push(message);
     this.notify();

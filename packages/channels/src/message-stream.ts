@@ -2,6 +2,7 @@ import { TRPCError, tracked } from "@trpc/server";
 import type { ChannelRow, ChannelStore, RetainedRange } from "@wedsync/db";
 import type { LocalFanout } from "./fanout.ts";
 import { Inbox, type LiveWriter } from "./inbox.ts";
+import type { LiveWrites } from "./live-writes.ts";
 import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
@@ -226,17 +227,15 @@ class ChannelStream implements LiveWriter, StartingSubscription {
   }
 
   /** The live path (see the class comment): the next message in order, while the socket has room. */
-  offer(message: ChannelMessage): boolean {
+  offer(message: ChannelMessage, writes: LiveWrites): boolean {
     const { socket, framePrefix } = this;
     if (socket === undefined || framePrefix === undefined || this.signal.aborted) return false;
     if (message.seq <= this.cursor) return true;
     if (message.seq !== this.cursor + 1 || socket.bufferedAmount > this.maxBufferedBytes) return false;
     const frame = liveFrame(message, framePrefix, socket.compactFrames === true);
     if (frame === undefined) return false;
-    this.observeLatency(message);
-    this.metrics.deliveries.inc();
-    this.metrics.liveWrites.inc();
     socket.sendText(frame);
+    writes.wrote(Date.now());
     this.cursor = message.seq;
     return true;
   }

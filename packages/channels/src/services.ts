@@ -26,7 +26,11 @@ export interface ServiceDeps {
 /** Everything one instance runs with; the router reaches it through the tRPC context. */
 export function createChannelServices(deps: ServiceDeps) {
   const instanceId = deps.instanceId ?? deps.config.CHANNELS_INSTANCE_ID ?? `i-${randomUUID().slice(0, 8)}`;
-  const fanout = new LocalFanout(deps.bus, (error) => deps.onBackgroundError?.(error));
+  const fanout = new LocalFanout(
+    deps.bus,
+    (error) => deps.onBackgroundError?.(error),
+    (writes, message) => writes.account(metrics, message.sentAt.getTime()),
+  );
   /** For the instance's own jobs (audit writer, cleanup, webhook delivery, head checks, cluster counts). */
   const serviceStore = deps.stores.as(SERVICE_ACTOR);
   const metrics = createMetrics({

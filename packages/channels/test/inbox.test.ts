@@ -1,13 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { Inbox } from "../src/inbox.ts";
+import { LiveWrites } from "../src/live-writes.ts";
 import type { ChannelMessage } from "../src/message.ts";
 
 const message = (seq: number) => ({ seq }) as ChannelMessage;
+const writes = new LiveWrites();
 
 describe("Inbox", () => {
   it("hands out messages in arrival order", () => {
     const inbox = new Inbox(10, "u1");
-    for (const seq of [1, 2, 3]) inbox.deliver(message(seq));
+    for (const seq of [1, 2, 3]) inbox.deliver(message(seq), writes);
     expect([inbox.take()?.seq, inbox.take()?.seq, inbox.take()?.seq, inbox.take()]).toEqual([
       1,
       2,
@@ -18,18 +20,18 @@ describe("Inbox", () => {
 
   it("drops everything and flags a resync instead of growing past its capacity", () => {
     const inbox = new Inbox(2, "u1");
-    for (const seq of [1, 2, 3, 4]) inbox.deliver(message(seq));
+    for (const seq of [1, 2, 3, 4]) inbox.deliver(message(seq), writes);
     expect(inbox.takeLost()).toBe(true);
     expect(inbox.take()).toBeUndefined();
     expect(inbox.takeLost()).toBe(false);
-    inbox.deliver(message(5));
+    inbox.deliver(message(5), writes);
     expect(inbox.take()?.seq).toBe(5);
   });
 
   it("wakes a waiting reader on delivery and on abort", async () => {
     const inbox = new Inbox(2, "u1");
     const waiting = inbox.wait(new AbortController().signal);
-    inbox.deliver(message(1));
+    inbox.deliver(message(1), writes);
     await waiting;
     expect(inbox.take()?.seq).toBe(1);
 
