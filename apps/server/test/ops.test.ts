@@ -26,6 +26,22 @@ function sample(text: string, name: string): number {
   return Number(match[1]);
 }
 
+/** A supplier's dashboard channel with one stored message, its publisher (`post`) and `readers` colleagues. */
+async function dashboardWithOpening(readers: number) {
+  const s = uid("s");
+  const colleague = () => server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
+  const member = colleague();
+  const { name } = await member.trpc.channel.create.mutate({
+    scope: "supplier",
+    entity: "dashboard",
+    entityId: s,
+  });
+  const post = (text: string) =>
+    member.trpc.channel.broadcast.mutate({ channelName: name, event: "message.posted", payload: { text } });
+  const opening = await post("opening");
+  return { member, readers: Array.from({ length: readers }, colleague), name, opening, post };
+}
+
 describe("ops endpoints", () => {
   it("GET /healthz is 200 with the instance id", async () => {
     const response = await fetch(`${server.url}/healthz`);
@@ -65,29 +81,17 @@ describe("ops endpoints", () => {
   });
 
   it("channels_broadcasts_total and channels_deliveries_total count broadcasts and deliveries", async () => {
-    const s = uid("s");
-    const member = server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
-    const colleague = server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
-    const { name } = await member.trpc.channel.create.mutate({
-      scope: "supplier",
-      entity: "dashboard",
-      entityId: s,
-    });
-    const opening = await member.trpc.channel.broadcast.mutate({
-      channelName: name,
-      event: "message.posted",
-      payload: { text: "opening" },
-    });
-    const stream = events(colleague, name, opening.id);
+    const {
+      member,
+      readers: [colleague],
+      name,
+      opening,
+      post,
+    } = await dashboardWithOpening(1);
+    const stream = events(colleague!, name, opening.id);
 
     const before = await metrics();
-    for (let i = 0; i < 3; i++) {
-      await member.trpc.channel.broadcast.mutate({
-        channelName: name,
-        event: "message.posted",
-        payload: { text: `m${i}` },
-      });
-    }
+    for (let i = 0; i < 3; i++) await post(`m${i}`);
     // An idempotent retry is not a new broadcast.
     const keyed = {
       channelName: name,
@@ -110,32 +114,14 @@ describe("ops endpoints", () => {
   });
 
   it("every delivery to every subscriber is counted and has its latency observed", async () => {
-    const s = uid("s");
-    const member = server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
-    const readers = [1, 2].map(() => server.client({ sub: uid("u"), role: "supplier", suppliers: [s] }));
-    const { name } = await member.trpc.channel.create.mutate({
-      scope: "supplier",
-      entity: "dashboard",
-      entityId: s,
-    });
-    const opening = await member.trpc.channel.broadcast.mutate({
-      channelName: name,
-      event: "message.posted",
-      payload: { text: "opening" },
-    });
+    const { readers, name, opening, post } = await dashboardWithOpening(2);
     // Both streams start before the opening message: once they have it from the store, they are live.
     const start = opening.id.replace(/:\d+$/, ":0");
     const streams = readers.map((reader) => events(reader, name, start));
     for (const stream of streams) await stream.until(1);
 
     const before = await metrics();
-    for (let i = 0; i < 3; i++) {
-      await member.trpc.channel.broadcast.mutate({
-        channelName: name,
-        event: "message.posted",
-        payload: { text: `m${i}` },
-      });
-    }
+    for (let i = 0; i < 3; i++) await post(`m${i}`);
     for (const stream of streams) await stream.until(4);
     const after = await metrics();
 

@@ -9,6 +9,16 @@ import { SERVICE_ACTOR, type StoreActor } from "../src/store-actor.ts";
 import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
 import { appendInput } from "./fixtures.ts";
 
+/** A first subscribe of `userId` to the channel, as channel.subscribe asks for it. */
+const subscription = (channelId: string, userId: string) => ({
+  channelId,
+  userId,
+  fromSeq: null,
+  maxActive: 10,
+  missedLimit: 10,
+  now: new Date(),
+});
+
 /**
  * Wedding A (couple ca) and wedding B (couple cb) share one database. Whatever the server's code does, the
  * database itself must keep B's channels, subscriptions and messages away from A: the tests below speak
@@ -69,14 +79,7 @@ onEachDatabase("row level security", (name, open) => {
       const b = stores.as(coupleB);
       aDashboard = await create(a, `couple:dashboard:${ca}`, `alice-${tag}`);
       await a.appendMessage(message(aDashboard.id, `alice-${tag}`));
-      await a.subscribe({
-        channelId: aDashboard.id,
-        userId: `alice-${tag}`,
-        fromSeq: null,
-        maxActive: 10,
-        missedLimit: 10,
-        now: new Date(),
-      });
+      await a.subscribe(subscription(aDashboard.id, `alice-${tag}`));
       bChannels = [
         await create(b, `couple:dashboard:${cb}`, `bob-${tag}`),
         await create(b, `collaboration:${supplier}:${cb}`, `bob-${tag}`),
@@ -84,14 +87,7 @@ onEachDatabase("row level security", (name, open) => {
       ];
       for (const channel of bChannels) {
         await b.appendMessage(message(channel.id, `bob-${tag}`));
-        await b.subscribe({
-          channelId: channel.id,
-          userId: `bob-${tag}`,
-          fromSeq: null,
-          maxActive: 10,
-          missedLimit: 10,
-          now: new Date(),
-        });
+        await b.subscribe(subscription(channel.id, `bob-${tag}`));
       }
     });
 
@@ -206,18 +202,7 @@ onEachDatabase("row level security", (name, open) => {
       );
       expect(await codeOf(() => a.grant(id, `alice-${tag}`, `alice-${tag}`))).toBe("42501");
       // A's own subscribe to B's channel cannot even see the channel, so it cannot take a cursor there.
-      expect(
-        await codeOf(() =>
-          a.subscribe({
-            channelId: id,
-            userId: `alice-${tag}`,
-            fromSeq: null,
-            maxActive: 10,
-            missedLimit: 10,
-            now: new Date(),
-          }),
-        ),
-      ).toBe("42501");
+      expect(await codeOf(() => a.subscribe(subscription(id, `alice-${tag}`)))).toBe("42501");
       expect(await a.pendingMessages(`bob-${tag}`, 10, new Date())).toEqual([]);
       // Sending as someone else is refused even on A's own channel.
       expect(await codeOf(() => a.appendMessage(message(aDashboard.id, `bob-${tag}`)))).toBe("42501");
