@@ -1,11 +1,5 @@
 import { TRPCError } from "@trpc/server";
-import {
-  type ChannelRow,
-  type ChannelStore,
-  type ChannelStores,
-  SERVICE_ACTOR,
-  WebhookLimitError,
-} from "@wedsync/db";
+import { type ChannelRow, type ChannelStore, type ChannelStores, WebhookLimitError } from "@wedsync/db";
 import type { AuditTrail } from "./audit.ts";
 import { ChannelCache } from "./channel-cache.ts";
 import type { ChannelType, ParsedChannelName } from "./channel-name.ts";
@@ -27,6 +21,8 @@ import { generateWebhookSecret } from "./webhooks.ts";
 
 export interface ChannelManagerDeps {
   stores: ChannelStores;
+  /** The server's own view of the store (services.ts): channel heads, cleanup. */
+  serviceStore: ChannelStore;
   queue: MessageQueue;
   fanout: LocalFanout;
   metrics: Metrics;
@@ -59,14 +55,11 @@ export class ChannelManager {
   private readonly socketSlots = new WeakMap<OutboundSocket, number>();
 
   private readonly channels: ChannelCache;
-  /** The server's own view of the store: channel heads, cleanup. */
-  private readonly service: ChannelStore;
   private readonly heads: ChannelStore["channelHeads"];
 
   constructor(private readonly deps: ChannelManagerDeps) {
     this.channels = new ChannelCache();
-    this.service = deps.stores.as(SERVICE_ACTOR);
-    this.heads = (channelIds) => this.service.channelHeads(channelIds);
+    this.heads = (channelIds) => deps.serviceStore.channelHeads(channelIds);
   }
 
   /** The store as this user sees it: the database's row level security applies to all it does. */
@@ -519,7 +512,7 @@ export class ChannelManager {
    * hears which (LocalFanout.channelsGone), so none starts a new stream on a deleted channel.
    */
   async cleanupInactiveChannels(now = new Date()): Promise<number | null> {
-    const ids = await this.service.deleteInactiveChannels(
+    const ids = await this.deps.serviceStore.deleteInactiveChannels(
       new Date(now.getTime() - this.deps.config.CHANNELS_CHANNEL_IDLE),
     );
     if (ids === null) return null;

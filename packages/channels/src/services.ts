@@ -46,6 +46,7 @@ export function createChannelServices(deps: ServiceDeps) {
   const webhookTargets = new WebhookTargets(deps.config, deps.resolveHost);
   const manager = new ChannelManager({
     stores: deps.stores,
+    serviceStore,
     queue,
     fanout,
     metrics,
