@@ -15,7 +15,7 @@ import {
   sql,
 } from "drizzle-orm";
 import { type Transaction, transactionAs } from "./actor-transaction.ts";
-import { BuiltOnce } from "./built-once.ts";
+import { appendUnderLock, guardedAppend } from "./append-statements.ts";
 import {
   type AppendMessage,
   type AuditQuery,
@@ -748,46 +748,6 @@ async function oldestRetainedIn(db: Transaction, channelId: string, now: Date): 
     .from(messages)
     .where(and(eq(messages.channelId, channelId), gt(messages.expiresAt, now)));
   return oldest?.seq ?? null;
-}
-
-/** The append's statement, with and without the webhook guard (see insertNext). */
-const guardedAppend = appendStatement(true);
-const appendUnderLock = appendStatement(false);
-
-function appendStatement(unlessWebhooks: boolean) {
-  const value = (name: keyof AppendMessage) => sql.placeholder(name);
-  return new BuiltOnce<MessageRow>(messages, (db) => {
-    const bump = db.$with("bump").as(
-      db
-        .update(channels)
-        .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
-        .where(
-          unlessWebhooks
-            ? and(eq(channels.id, value("channelId")), eq(channels.webhookCount, 0))
-            : eq(channels.id, value("channelId")),
-        )
-        .returning({ channelId: channels.id, seq: channels.lastSeq }),
-    );
-    return db
-      .with(bump)
-      .insert(messages)
-      .select(
-        db
-          .select({
-            channelId: bump.channelId,
-            seq: bump.seq,
-            event: sql`${value("event")}`.as("event"),
-            payload: sql`${value("payload")}::jsonb`.as("payload"),
-            senderId: sql`${value("senderId")}`.as("sender_id"),
-            idempotencyKey: sql`${value("idempotencyKey")}`.as("idempotency_key"),
-            // Taken after the row lock, unlike now(), so sentAt follows seq order.
-            createdAt: sql`clock_timestamp()`.as("created_at"),
-            expiresAt: sql`${value("expiresAt")}::timestamptz`.as("expires_at"),
-          })
-          .from(bump),
-      )
-      .returning();
-  });
 }
 
 /**

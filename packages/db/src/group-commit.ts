@@ -1,9 +1,9 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { type Transaction, transactionAs } from "./actor-transaction.ts";
-import { BuiltOnce } from "./built-once.ts";
+import { appendMany } from "./append-statements.ts";
 import type { AppendMessage } from "./channel-store.ts";
 import type { Database } from "./client.ts";
-import { channels, type MessageRow, messages } from "./schema.ts";
+import { type MessageRow, messages } from "./schema.ts";
 import { actorStatement, type StoreActor, settingsKey } from "./store-actor.ts";
 
 export interface AppendResult {
@@ -202,36 +202,3 @@ function insertMany(tx: Transaction, channelId: string, inputs: AppendMessage[])
   );
   return appendMany.run(tx, { channelId, count: inputs.length, list });
 }
-
-const appendMany = new BuiltOnce<MessageRow>(messages, (tx) => {
-  const count = sql.placeholder("count");
-  const bump = tx.$with("bump").as(
-    tx
-      .update(channels)
-      .set({ lastSeq: sql`${channels.lastSeq} + ${count}`, lastActivity: sql`now()` })
-      .where(and(eq(channels.id, sql.placeholder("channelId")), eq(channels.webhookCount, 0)))
-      .returning({ channelId: channels.id, head: channels.lastSeq }),
-  );
-  const item = (field: string) => sql.raw(`m.value->>'${field}'`);
-  return tx
-    .with(bump)
-    .insert(messages)
-    .select(
-      tx
-        .select({
-          channelId: bump.channelId,
-          seq: sql`${bump.head} - ${count} + m.ord`.as("seq"),
-          event: sql`${item("event")}`.as("event"),
-          payload: sql`m.value->'payload'`.as("payload"),
-          senderId: sql`${item("senderId")}`.as("sender_id"),
-          idempotencyKey: sql`${item("idempotencyKey")}`.as("idempotency_key"),
-          createdAt: sql`clock_timestamp()`.as("created_at"),
-          expiresAt: sql`(${item("expiresAt")})::timestamptz`.as("expires_at"),
-        })
-        .from(bump)
-        .crossJoin(
-          sql`jsonb_array_elements(${sql.placeholder("list")}::jsonb) with ordinality as m(value, ord)`,
-        ),
-    )
-    .returning();
-});
