@@ -21,30 +21,54 @@ function headBump(db: Transaction, by: SQL, guarded: boolean) {
   );
 }
 
+type Bump = ReturnType<typeof headBump>;
+
+/** What each inserted row takes from the statement's values; `rows` is joined when they come as a list. */
+interface Row {
+  seq: SQL;
+  event: SQL;
+  payload: SQL;
+  senderId: SQL;
+  idempotencyKey: SQL;
+  expiresAt: SQL;
+}
+
+/** Inserts `row` for every message after the head bump, returning the stored rows. */
+function insertAfter(db: Transaction, bump: Bump, row: Row, rows?: SQL) {
+  const select = db
+    .select({
+      channelId: bump.channelId,
+      seq: row.seq.as("seq"),
+      event: row.event.as("event"),
+      payload: row.payload.as("payload"),
+      senderId: row.senderId.as("sender_id"),
+      idempotencyKey: row.idempotencyKey.as("idempotency_key"),
+      // Taken after the row lock, unlike now(), so sentAt follows seq order.
+      createdAt: sql`clock_timestamp()`.as("created_at"),
+      expiresAt: row.expiresAt.as("expires_at"),
+    })
+    .from(bump)
+    .$dynamic();
+  return db
+    .with(bump)
+    .insert(messages)
+    .select(rows === undefined ? select : select.crossJoin(rows))
+    .returning();
+}
+
 /** One message; values: an AppendMessage with `payload` as JSON text and `expiresAt` as ISO text. */
 function appendOne(guarded: boolean) {
-  const value = (name: keyof AppendMessage) => sql.placeholder(name);
+  const value = (name: keyof AppendMessage) => sql`${sql.placeholder(name)}`;
   return new BuiltOnce<MessageRow>(messages, (db) => {
     const bump = headBump(db, sql`1`, guarded);
-    return db
-      .with(bump)
-      .insert(messages)
-      .select(
-        db
-          .select({
-            channelId: bump.channelId,
-            seq: bump.head,
-            event: sql`${value("event")}`.as("event"),
-            payload: sql`${value("payload")}::jsonb`.as("payload"),
-            senderId: sql`${value("senderId")}`.as("sender_id"),
-            idempotencyKey: sql`${value("idempotencyKey")}`.as("idempotency_key"),
-            // Taken after the row lock, unlike now(), so sentAt follows seq order.
-            createdAt: sql`clock_timestamp()`.as("created_at"),
-            expiresAt: sql`${value("expiresAt")}::timestamptz`.as("expires_at"),
-          })
-          .from(bump),
-      )
-      .returning();
+    return insertAfter(db, bump, {
+      seq: sql`${bump.head}`,
+      event: value("event"),
+      payload: sql`${value("payload")}::jsonb`,
+      senderId: value("senderId"),
+      idempotencyKey: value("idempotencyKey"),
+      expiresAt: sql`${value("expiresAt")}::timestamptz`,
+    });
   });
 }
 
@@ -59,25 +83,17 @@ export const appendMany = new BuiltOnce<MessageRow>(messages, (db) => {
   const count = sql.placeholder("count");
   const bump = headBump(db, sql`${count}`, true);
   const item = (field: string) => sql.raw(`m.value->>'${field}'`);
-  return db
-    .with(bump)
-    .insert(messages)
-    .select(
-      db
-        .select({
-          channelId: bump.channelId,
-          seq: sql`${bump.head} - ${count} + m.ord`.as("seq"),
-          event: sql`${item("event")}`.as("event"),
-          payload: sql`m.value->'payload'`.as("payload"),
-          senderId: sql`${item("senderId")}`.as("sender_id"),
-          idempotencyKey: sql`${item("idempotencyKey")}`.as("idempotency_key"),
-          createdAt: sql`clock_timestamp()`.as("created_at"),
-          expiresAt: sql`(${item("expiresAt")})::timestamptz`.as("expires_at"),
-        })
-        .from(bump)
-        .crossJoin(
-          sql`jsonb_array_elements(${sql.placeholder("list")}::jsonb) with ordinality as m(value, ord)`,
-        ),
-    )
-    .returning();
+  return insertAfter(
+    db,
+    bump,
+    {
+      seq: sql`${bump.head} - ${count} + m.ord`,
+      event: sql`${item("event")}`,
+      payload: sql`m.value->'payload'`,
+      senderId: sql`${item("senderId")}`,
+      idempotencyKey: sql`${item("idempotencyKey")}`,
+      expiresAt: sql`(${item("expiresAt")})::timestamptz`,
+    },
+    sql`jsonb_array_elements(${sql.placeholder("list")}::jsonb) with ordinality as m(value, ord)`,
+  );
 });
