@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { codeOf, events, post, startTestServer, type TestServer, text, uid } from "./harness.ts";
+import {
+  codeOf,
+  events,
+  post,
+  startTestServer,
+  supplierDashboard,
+  type TestServer,
+  text,
+  uid,
+} from "./harness.ts";
 
 let server: TestServer;
 
@@ -88,13 +97,7 @@ describe("channel lifecycle", () => {
     };
 
     it("is NOT_FOUND even while another stream of the deleted channel still listens here", async () => {
-      const s = uid("s");
-      const member = server.client({ sub: uid("m"), role: "supplier", suppliers: [s] });
-      const { name: channelName } = await member.trpc.channel.create.mutate({
-        scope: "supplier",
-        entity: "dashboard",
-        entityId: s,
-      });
+      const { owner: member, channelName } = await supplierDashboard(server);
       // This instance listens to the channel and has just read its head: a new stream would
       // start from what it knows, were it not told the channel went.
       const listening = events(member, channelName);

@@ -348,6 +348,18 @@ export const text = (message: ChannelMessage): string =>
     ? message.payload.text
     : `<${message.event}>`;
 
+/** A new supplier `s`'s dashboard channel, created on `server` by `owner`, a member of `s`. */
+export async function supplierDashboard(server: TestServer) {
+  const s = uid("s");
+  const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
+  const { name: channelName } = await owner.trpc.channel.create.mutate({
+    scope: "supplier",
+    entity: "dashboard",
+    entityId: s,
+  });
+  return { s, owner, channelName };
+}
+
 /** Broadcasts a message.posted with this text; resolves with the stored message's {id, seq}. */
 export function post(client: ChannelsClient, channelName: string, body: string) {
   return client.trpc.channel.broadcast.mutate({

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { codeOf, events, startTestServer, type TestServer, uid } from "./harness.ts";
+import { codeOf, events, post, startTestServer, supplierDashboard, type TestServer, uid } from "./harness.ts";
 
 let server: TestServer;
 
@@ -26,20 +26,12 @@ function sample(text: string, name: string): number {
   return Number(match[1]);
 }
 
-/** A supplier's dashboard channel with one stored message, its publisher (`post`) and `readers` colleagues. */
+/** A supplier's dashboard channel with one stored message, its owner and `readers` colleagues. */
 async function dashboardWithOpening(readers: number) {
-  const s = uid("s");
+  const { s, owner, channelName } = await supplierDashboard(server);
   const colleague = () => server.client({ sub: uid("u"), role: "supplier", suppliers: [s] });
-  const member = colleague();
-  const { name } = await member.trpc.channel.create.mutate({
-    scope: "supplier",
-    entity: "dashboard",
-    entityId: s,
-  });
-  const post = (text: string) =>
-    member.trpc.channel.broadcast.mutate({ channelName: name, event: "message.posted", payload: { text } });
-  const opening = await post("opening");
-  return { member, readers: Array.from({ length: readers }, colleague), name, opening, post };
+  const opening = await post(owner, channelName, "opening");
+  return { owner, readers: Array.from({ length: readers }, colleague), channelName, opening };
 }
 
 describe("ops endpoints", () => {
@@ -82,25 +74,24 @@ describe("ops endpoints", () => {
 
   it("channels_broadcasts_total and channels_deliveries_total count broadcasts and deliveries", async () => {
     const {
-      member,
+      owner,
       readers: [colleague],
-      name,
+      channelName,
       opening,
-      post,
     } = await dashboardWithOpening(1);
-    const stream = events(colleague!, name, opening.id);
+    const stream = events(colleague!, channelName, opening.id);
 
     const before = await metrics();
-    for (let i = 0; i < 3; i++) await post(`m${i}`);
+    for (let i = 0; i < 3; i++) await post(owner, channelName, `m${i}`);
     // An idempotent retry is not a new broadcast.
     const keyed = {
-      channelName: name,
+      channelName,
       event: "message.posted",
       payload: { text: "once" },
       idempotencyKey: "k",
     } as const;
-    await member.trpc.channel.broadcast.mutate(keyed);
-    await member.trpc.channel.broadcast.mutate(keyed);
+    await owner.trpc.channel.broadcast.mutate(keyed);
+    await owner.trpc.channel.broadcast.mutate(keyed);
     await stream.until(4);
     const after = await metrics();
 
@@ -114,14 +105,14 @@ describe("ops endpoints", () => {
   });
 
   it("every delivery to every subscriber is counted and has its latency observed", async () => {
-    const { readers, name, opening, post } = await dashboardWithOpening(2);
+    const { owner, readers, channelName, opening } = await dashboardWithOpening(2);
     // Both streams start before the opening message: once they have it from the store, they are live.
     const start = opening.id.replace(/:\d+$/, ":0");
-    const streams = readers.map((reader) => events(reader, name, start));
+    const streams = readers.map((reader) => events(reader, channelName, start));
     for (const stream of streams) await stream.until(1);
 
     const before = await metrics();
-    for (let i = 0; i < 3; i++) await post(`m${i}`);
+    for (let i = 0; i < 3; i++) await post(owner, channelName, `m${i}`);
     for (const stream of streams) await stream.until(4);
     const after = await metrics();
 

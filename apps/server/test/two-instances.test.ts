@@ -8,6 +8,7 @@ import {
   type InstancePair,
   primeLive,
   startInstancePair,
+  supplierDashboard,
   type TestServer,
   text,
   uid,
@@ -41,17 +42,8 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
     await pair?.stop();
   });
 
-  async function sharedDashboard(ownerServer: TestServer) {
-    const s = uid("s");
-    const owner = ownerServer.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
-    const channelName = (
-      await owner.trpc.channel.create.mutate({ scope: "supplier", entity: "dashboard", entityId: s })
-    ).name;
-    return { s, owner, channelName };
-  }
-
   it("a broadcast on one instance reaches a stream on the other", async () => {
-    const { s, owner, channelName } = await sharedDashboard(a);
+    const { s, owner, channelName } = await supplierDashboard(a);
     const reader = events(b.client({ sub: uid("reader"), role: "supplier", suppliers: [s] }), channelName);
     await primeLive(reader, (i) =>
       owner.trpc.channel.broadcast.mutate({
@@ -72,7 +64,7 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
   });
 
   it("the broadcast rate limit of a channel holds across instances", async () => {
-    const { s, owner, channelName } = await sharedDashboard(a);
+    const { s, owner, channelName } = await supplierDashboard(a);
     const other = b.client({ sub: uid("other"), role: "supplier", suppliers: [s] });
     const post = (client: typeof owner, i: number) =>
       client.trpc.channel.broadcast.mutate({
@@ -86,7 +78,7 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
   });
 
   it("revoking on one instance ends the grantee's stream on the other", async () => {
-    const { owner, channelName } = await sharedDashboard(a);
+    const { owner, channelName } = await supplierDashboard(a);
     const guestId = uid("guest");
     await owner.trpc.channel.grant.mutate({ channelName, userId: guestId });
     const stream = events(b.client({ sub: guestId, role: "couple", couples: [uid("c")] }), channelName);
@@ -96,7 +88,7 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
   });
 
   it("presence and admin.stats cover both instances", async () => {
-    const { s, owner, channelName } = await sharedDashboard(a);
+    const { s, owner, channelName } = await supplierDashboard(a);
     const onA = events(a.client({ sub: uid("on-a"), role: "supplier", suppliers: [s] }), channelName);
     const onB = events(b.client({ sub: uid("on-b"), role: "supplier", suppliers: [s] }), channelName);
     await Promise.all([onA.started, onB.started]);
@@ -113,7 +105,7 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
   });
 
   it("a channel deleted and created again on one instance takes broadcasts through the other (stale cache)", async () => {
-    const { s, owner, channelName } = await sharedDashboard(a);
+    const { s, owner, channelName } = await supplierDashboard(a);
     const onB = b.client({ sub: uid("b-member"), role: "supplier", suppliers: [s] });
     const post = (body: string) =>
       onB.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text: body } });
@@ -131,7 +123,7 @@ describe.skipIf(!adminUrl || !redisUrl)(SUITE, () => {
   });
 
   it("a channel cleanup deleted on one instance is NOT_FOUND to a new stream on the other, while it listens", async () => {
-    const { s, owner, channelName } = await sharedDashboard(b);
+    const { s, owner, channelName } = await supplierDashboard(b);
     const member = a.client({ sub: uid("m"), role: "supplier", suppliers: [s] });
     // Instance a listens to the channel and has just read its head.
     const listening = events(member, channelName);

@@ -9,6 +9,7 @@ import {
   post,
   primeLive,
   startTestServer,
+  supplierDashboard,
   type TestServer,
   uid,
 } from "../../../apps/server/test/harness.ts";
@@ -34,20 +35,8 @@ for (const mode of ["encode-once", "stock"] as const) {
     }, SERVER_START_MS);
     afterAll(() => server?.stop());
 
-    /** A new supplier's dashboard channel, created by a member of that supplier. */
-    async function supplierDashboard() {
-      const s = uid("s");
-      const owner = server.client({ sub: uid("owner"), role: "supplier", suppliers: [s] });
-      const { name: channelName } = await owner.trpc.channel.create.mutate({
-        scope: "supplier",
-        entity: "dashboard",
-        entityId: s,
-      });
-      return { s, owner, channelName };
-    }
-
     it("resumes after every socket is cut, without a gap or a duplicate, with Dates intact", async () => {
-      const { s, owner: publisher, channelName } = await supplierDashboard();
+      const { s, owner: publisher, channelName } = await supplierDashboard(server);
       const stream = events(
         server.client({ sub: uid("sub"), role: "supplier", suppliers: [s] }),
         channelName,
@@ -73,7 +62,7 @@ for (const mode of ["encode-once", "stock"] as const) {
     });
 
     it("ends a subscription the caller may not read with FORBIDDEN, and one for a missing channel with NOT_FOUND", async () => {
-      const { s, owner, channelName } = await supplierDashboard();
+      const { s, owner, channelName } = await supplierDashboard(server);
       const outsider = server.client({ sub: uid("out"), role: "supplier", suppliers: [uid("other")] });
       expect(await events(outsider, channelName).failure()).toBe("FORBIDDEN");
       expect(await events(owner, `supplier:dashboard:${s}x`).failure()).toBe("FORBIDDEN");
@@ -83,7 +72,7 @@ for (const mode of ["encode-once", "stock"] as const) {
 
     // The server must keep working with tRPC's own client (createWSClient + wsLink), in either mode.
     it("works with tRPC's stock client: tracked messages with Dates, resume from lastEventId after a cut", async () => {
-      const { s, owner: publisher, channelName } = await supplierDashboard();
+      const { s, owner: publisher, channelName } = await supplierDashboard(server);
       const token = await server.token({ sub: uid("stock"), role: "supplier", suppliers: [s] });
       const wsClient = createWSClient({
         url: `${server.url.replace(/^http/, "ws")}/trpc`,
