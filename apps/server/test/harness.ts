@@ -9,7 +9,7 @@ import {
   loadConfig,
   mintToken,
 } from "@wedsync/channels";
-import { type ChannelsClient, createChannelsClient, errorCode } from "@wedsync/client";
+import { type ChannelsClient, type ChannelsClientOptions, createChannelsClient, errorCode } from "@wedsync/client";
 import type { DatabaseOptions } from "@wedsync/db";
 import { createFreshDatabase } from "../../../packages/db/test/fresh-postgres.ts";
 import { type Instance, startInstance } from "../src/instance.ts";
@@ -26,12 +26,8 @@ export interface TestServerOptions {
   resolveHost?: HostResolver;
 }
 
-export interface ClientOptions {
-  /** Reconnect delay; tests use a short fixed one so a cut connection comes back quickly. */
-  retryDelayMs?: (attempt: number) => number;
-  /** A WebSocket implementation other than `ws` defaults (e.g. one that never answers pings). */
-  webSocket?: typeof globalThis.WebSocket;
-}
+/** Tests use a short fixed reconnect delay unless they pass one, so a cut connection comes back quickly. */
+export type ClientOptions = Pick<ChannelsClientOptions, "retryDelayMs" | "webSocket" | "calls">;
 
 export interface TestServer {
   /** Base URL, e.g. http://127.0.0.1:40123 (tRPC at `${url}/trpc`). */
@@ -89,12 +85,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
 
   const clients = new Set<ChannelsClient>();
   const track = (token: () => Promise<string> | string, clientOptions: ClientOptions = {}) => {
-    const inner = createChannelsClient({
-      url,
-      token,
-      retryDelayMs: clientOptions.retryDelayMs ?? (() => 50),
-      webSocket: clientOptions.webSocket,
-    });
+    const inner = createChannelsClient({ retryDelayMs: () => 50, ...clientOptions, url, token });
     let closed: Promise<void> | undefined;
     const client: ChannelsClient = {
       trpc: inner.trpc,

@@ -13,6 +13,7 @@ import { COMPACT_FRAMES, FRAMES_PARAM } from "@wedsync/channels/compact-frame";
 import superjson from "superjson";
 import { httpFetch } from "#http-fetch";
 import { DirectSubscriptionsClient } from "./direct-subscriptions.ts";
+import { socketCallsLink } from "./socket-calls.ts";
 import { SubscriptionConnection } from "./ws-connection.ts";
 
 export type TokenSource = string | (() => string | Promise<string>);
@@ -26,6 +27,14 @@ export interface ChannelsClientOptions {
   retryDelayMs?: (attempt: number) => number;
   /** The WebSocket implementation: the `ws` package by default (Node 20 has none built in). */
   webSocket?: typeof globalThis.WebSocket;
+  /**
+   * Where queries and mutations go. "http" (the default): each is its own request, whatever happens
+   * to the socket. "socket": over the WebSocket the subscriptions use (opened if needed), without an
+   * HTTP request per call, for a client that broadcasts often. A call whose socket closes before the
+   * server answers fails and is not re-sent; a broadcast retried with the same idempotency key is
+   * stored once.
+   */
+  calls?: "http" | "socket";
 }
 
 /** Codes a retry cannot fix: the subscription ends and the error reaches the caller. */
@@ -51,8 +60,9 @@ export interface ChannelsClient {
 }
 
 /**
- * Typed client: queries and mutations over HTTP (they are not lost with a socket), subscriptions
- * over one WebSocket that reconnects with backoff and resumes each stream from its last event id.
+ * Typed client: queries and mutations over HTTP (they are not lost with a socket) unless `calls` says
+ * "socket", subscriptions over one WebSocket that reconnects with backoff and resumes each stream from
+ * its last event id.
  */
 export function createChannelsClient(options: ChannelsClientOptions): ChannelsClient {
   const base = options.url.replace(/\/+$/, "");
@@ -76,13 +86,15 @@ export function createChannelsClient(options: ChannelsClientOptions): ChannelsCl
   const untyped = new DirectSubscriptionsClient<AppRouter>(
     {
       links: [
-        builtOnFirstUse(() =>
-          splitLink({
-            condition: (op) => op.type === "mutation",
-            true: httpLink(http),
-            false: httpBatchLink(http),
-          }),
-        ),
+        options.calls === "socket"
+          ? socketCallsLink(connection)
+          : builtOnFirstUse(() =>
+              splitLink({
+                condition: (op) => op.type === "mutation",
+                true: httpLink(http),
+                false: httpBatchLink(http),
+              }),
+            ),
       ],
     },
     {

@@ -5,10 +5,11 @@ import WebSocket from "ws";
 
 /**
  * One WebSocket shared by every subscription of a client, speaking tRPC v11's WebSocket protocol:
- * it connects when the first subscription needs it, sends a fresh token on every connect, routes
- * each response to its subscription by request id, reconnects with backoff after any loss and then
- * re-sends every live subscription. What a subscription does with its responses is
- * SubscriptionStream's job (ws-subscription.ts).
+ * it connects when the first subscription (or call) needs it, sends a fresh token on every connect,
+ * routes each response to its subscription by request id, reconnects with backoff after any loss and
+ * then re-sends every live subscription. What a subscription does with its responses is
+ * SubscriptionStream's job (ws-subscription.ts). Queries and mutations may use the socket too
+ * (socket-calls.ts): each is sent once and answered once, never re-sent.
  */
 
 /** A response frame as tRPC's WebSocket adapter sends it (or a server request, with `method`). */
@@ -19,6 +20,16 @@ export interface ResponseFrame {
   error?: unknown;
   /** A live message in the compact frame (`@wedsync/channels/compact-frame`), which this client asks for. */
   m?: unknown;
+}
+
+/** A query or mutation sent over the socket. */
+export interface SocketCall {
+  /** The request to send under this request id. */
+  request(id: number): unknown;
+  /** The server's answer: a `data` result or an error. */
+  answer(frame: ResponseFrame): void;
+  /** No answer will come: the call was never sent, or its socket closed before the server answered. */
+  fail(error: TRPCClientError<never>): void;
 }
 
 /** tRPC's connection states, passed on to each subscription's onConnectionStateChange. */
@@ -125,6 +136,10 @@ export class SubscriptionConnection {
   /** Request ids on the current socket. Each (re)send gets a new id, so late frames of an old one are ignored. */
   private readonly byRequestId = new Map<number | string, ConnectionStream>();
   private readonly requestIds = new Map<ConnectionStream, number>();
+  /** Calls waiting for the socket to open; sent once it does. */
+  private waitingCalls: SocketCall[] = [];
+  /** Calls sent on the current socket, by request id, until answered. */
+  private readonly callsInFlight = new Map<number | string, SocketCall>();
 
   constructor(private readonly options: SubscriptionConnectionOptions) {}
 
@@ -146,6 +161,32 @@ export class SubscriptionConnection {
     else this.connect();
   }
 
+  /** Sends a query or mutation now if the socket is ready, or once it is (connecting if needed). */
+  call(call: SocketCall): void {
+    if (this.closed) {
+      call.fail(new TRPCClientError("The client was closed"));
+      return;
+    }
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (!this.ready) {
+      this.waitingCalls.push(call);
+      this.connect();
+      return;
+    }
+    const id = ++this.lastRequestId;
+    this.callsInFlight.set(id, call);
+    this.socket!.send(JSON.stringify(call.request(id)));
+  }
+
+  /** The caller no longer wants the answer (it aborted): a call not yet sent never will be. */
+  forgetCall(call: SocketCall): void {
+    const waiting = this.waitingCalls.indexOf(call);
+    if (waiting >= 0) this.waitingCalls.splice(waiting, 1);
+    for (const [id, inFlight] of this.callsInFlight) if (inFlight === call) this.callsInFlight.delete(id);
+    if (this.idle()) this.closeWhenIdle();
+  }
+
   /** The caller stopped listening: tell the server, unless it already ended the subscription. */
   unsubscribe(stream: ConnectionStream): void {
     const id = this.forgetRequest(stream);
@@ -153,7 +194,7 @@ export class SubscriptionConnection {
       this.socket!.send(JSON.stringify({ id, method: "subscription.stop" }));
     this.streams.delete(stream);
     this.parked.delete(stream);
-    if (this.streams.size === 0) this.closeWhenIdle();
+    if (this.idle()) this.closeWhenIdle();
   }
 
   /** The server ended the subscription ("stopped" or a final error): nothing to stop or re-send. */
@@ -161,7 +202,7 @@ export class SubscriptionConnection {
     this.forgetRequest(stream);
     this.streams.delete(stream);
     this.parked.delete(stream);
-    if (this.streams.size === 0) this.closeWhenIdle();
+    if (this.idle()) this.closeWhenIdle();
   }
 
   /** The server ended the subscription with a retryable error: keep it, but re-send only on subscribe(). */
@@ -178,8 +219,13 @@ export class SubscriptionConnection {
     const streams = [...this.streams];
     this.streams.clear();
     this.parked.clear();
-    this.dropSocket();
+    this.dropSocket("the client was closed");
     for (const stream of streams) stream.end();
+  }
+
+  /** Nothing subscribed and no call waiting for an answer: the socket may close. */
+  private idle(): boolean {
+    return this.streams.size === 0 && this.waitingCalls.length === 0 && this.callsInFlight.size === 0;
   }
 
   private forgetRequest(stream: ConnectionStream): number | undefined {
@@ -212,7 +258,7 @@ export class SubscriptionConnection {
 
   private async open() {
     const params = await this.options.connectionParams();
-    if (this.closed || this.streams.size === 0) {
+    if (this.closed || (this.streams.size === 0 && this.waitingCalls.length === 0)) {
       this.connecting = false;
       this.setState({ type: "state", state: "idle", error: null });
       return;
@@ -230,8 +276,11 @@ export class SubscriptionConnection {
           this.setState({ type: "state", state: "pending", error: null });
           const waiting = [...this.streams].filter((stream) => !this.parked.has(stream));
           if (waiting.length > 0) this.send(waiting);
+          const calls = this.waitingCalls;
+          this.waitingCalls = [];
+          for (const call of calls) this.call(call);
         });
-        if (this.streams.size === 0) this.closeWhenIdle();
+        if (this.idle()) this.closeWhenIdle();
       },
       message: (text) => {
         if (this.socket === socket) this.receive(text);
@@ -263,21 +312,26 @@ export class SubscriptionConnection {
       if (frame.method === "reconnect") this.lost(new Error("server asked clients to reconnect"));
       return;
     }
-    const stream = frame.id === null ? undefined : this.byRequestId.get(frame.id);
-    if (stream !== undefined) stream.receive(frame);
+    if (frame.id === null) return;
+    const stream = this.byRequestId.get(frame.id);
+    if (stream !== undefined) return stream.receive(frame);
+    const call = this.callsInFlight.get(frame.id);
+    if (call === undefined) return;
+    this.callsInFlight.delete(frame.id);
+    call.answer(frame);
+    if (this.idle()) this.closeWhenIdle();
   }
 
   /** The socket went (or must go): reconnect after a backoff if anything is still subscribed. */
   private lost(cause: unknown) {
-    this.dropSocket();
+    const reason = cause instanceof Error ? cause : new Error(String(cause));
+    this.dropSocket("the WebSocket closed", reason);
     if (this.closed) return;
     if (this.streams.size === 0) {
       this.setState({ type: "state", state: "idle", error: null });
       return;
     }
-    const error = new TRPCClientError<never>("WebSocket closed", {
-      cause: cause instanceof Error ? cause : new Error(String(cause)),
-    });
+    const error = new TRPCClientError<never>("WebSocket closed", { cause: reason });
     this.setState({ type: "state", state: "connecting", error });
     const delay = this.options.retryDelayMs(this.failures);
     this.failures++;
@@ -288,22 +342,38 @@ export class SubscriptionConnection {
     }, delay);
   }
 
-  private dropSocket() {
+  /**
+   * Closes the socket and fails its calls; neither kind is re-sent. A call never sent did not take
+   * effect. One sent may have (a broadcast may be stored): retrying it with the same idempotency key
+   * is safe.
+   */
+  private dropSocket(reason: string, cause?: Error) {
     const socket = this.socket;
     this.socket = undefined;
     this.ready = false;
     this.connecting = false;
     this.byRequestId.clear();
     this.requestIds.clear();
+    const waiting = this.waitingCalls;
+    const inFlight = [...this.callsInFlight.values()];
+    this.waitingCalls = [];
+    this.callsInFlight.clear();
     if (socket !== undefined && socket.readyState < CLOSING) socket.close();
+    for (const call of waiting) call.fail(new TRPCClientError(`${reason}; the call was not sent`, { cause }));
+    for (const call of inFlight)
+      call.fail(
+        new TRPCClientError(`${reason} before the server answered; the call may have taken effect`, {
+          cause,
+        }),
+      );
   }
 
   private closeWhenIdle() {
     if (this.idleTimer !== undefined || this.socket === undefined) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
-      if (this.streams.size > 0) return;
-      this.dropSocket();
+      if (!this.idle()) return;
+      this.dropSocket("the WebSocket closed while idle");
       this.setState({ type: "state", state: "idle", error: null });
     }, this.options.idleCloseMs);
   }

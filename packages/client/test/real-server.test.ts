@@ -4,6 +4,7 @@ import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import {
+  codeOf,
   collect,
   events,
   post,
@@ -68,6 +69,34 @@ for (const mode of ["encode-once", "stock"] as const) {
       expect(await events(owner, `supplier:dashboard:${s}x`).failure()).toBe("FORBIDDEN");
       const missing = `collaboration:${s}:${uid("c")}`;
       expect(await events(owner, missing).failure()).toBe("NOT_FOUND");
+    });
+
+    it('with calls: "socket", broadcasts are answered over the WebSocket and reach a subscriber in order; a refused one rejects with its code', async () => {
+      const { s, channelName } = await supplierDashboard(server);
+      const publisher = server.client(
+        { sub: uid("pub"), role: "supplier", suppliers: [s] },
+        { calls: "socket" },
+      );
+      const stream = events(
+        server.client({ sub: uid("sub"), role: "supplier", suppliers: [s] }),
+        channelName,
+      );
+      const first = await primeLive(stream, (i) => post(publisher, channelName, `probe ${i}`));
+      const stored = [];
+      for (let i = 0; i < 5; i++) stored.push(await post(publisher, channelName, `over the socket ${i}`));
+      expect(stored.map((message) => message.seq)).toEqual(consecutive(first + 1, first + 5));
+      await stream.untilMatch(() => stream.messages().at(-1)?.seq === first + 5, `message #${first + 5}`);
+      expect(seqs(stream.messages().filter((message) => message.seq > first))).toEqual(
+        consecutive(first + 1, first + 5),
+      );
+      const outsider = server.client(
+        { sub: uid("out"), role: "supplier", suppliers: [uid("other")] },
+        { calls: "socket" },
+      );
+      const sockets = server.openConnections();
+      expect(await codeOf(post(outsider, channelName, "not mine"))).toBe("FORBIDDEN");
+      // The outsider never subscribed: the socket it opened is the one its call went over.
+      expect(server.openConnections()).toBe(sockets + 1);
     });
 
     // The server must keep working with tRPC's own client (createWSClient + wsLink), in either mode.

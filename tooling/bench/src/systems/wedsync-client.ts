@@ -99,14 +99,17 @@ export async function scrapeGauge(baseUrl: string, name: string): Promise<number
   return match ? Number(match[1]) : 0;
 }
 
-/** Subscriptions: tRPC `channel.events` over the WebSocket; broadcasts: `channel.broadcast` over HTTP. */
+/**
+ * Subscriptions: tRPC `channel.events` over the WebSocket; broadcasts: `channel.broadcast` over the
+ * same socket (`calls: "socket"`), as the baselines publish over theirs.
+ */
 export async function connectWedSync(
   url: string,
   user: BenchUser,
   secret: string,
   token?: string,
 ): Promise<ClientConnection> {
-  const client = openClient(url, token ?? (await tokenFor(secret, user)));
+  const client = createChannelsClient({ url, token: token ?? (await tokenFor(secret, user)), calls: "socket" });
   const subscriptions: Array<{ unsubscribe(): void }> = [];
   let callback: (channel: string, text: string) => void = () => {};
   let errors = 0;
