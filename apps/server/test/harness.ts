@@ -9,7 +9,12 @@ import {
   loadConfig,
   mintToken,
 } from "@wedsync/channels";
-import { type ChannelsClient, type ChannelsClientOptions, createChannelsClient, errorCode } from "@wedsync/client";
+import {
+  type ChannelsClient,
+  type ChannelsClientOptions,
+  createChannelsClient,
+  errorCode,
+} from "@wedsync/client";
 import type { DatabaseOptions } from "@wedsync/db";
 import { createFreshDatabase } from "../../../packages/db/test/fresh-postgres.ts";
 import { type Instance, startInstance } from "../src/instance.ts";

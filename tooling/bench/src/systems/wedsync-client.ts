@@ -109,7 +109,11 @@ export async function connectWedSync(
   secret: string,
   token?: string,
 ): Promise<ClientConnection> {
-  const client = createChannelsClient({ url, token: token ?? (await tokenFor(secret, user)), calls: "socket" });
+  const client = createChannelsClient({
+    url,
+    token: token ?? (await tokenFor(secret, user)),
+    calls: "socket",
+  });
   const subscriptions: Array<{ unsubscribe(): void }> = [];
   let callback: (channel: string, text: string) => void = () => {};
   let errors = 0;
