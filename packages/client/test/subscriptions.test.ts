@@ -146,9 +146,13 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     await server?.close();
   });
 
-  const start = async (token: () => string, retryDelayMs: (attempt: number) => number = () => 20) => {
+  const start = async (
+    token: () => string,
+    retryDelayMs: (attempt: number) => number = () => 20,
+    calls?: "http" | "socket",
+  ) => {
     server = await startScriptedServer();
-    client = createChannelsClient({ url: server.url, token, retryDelayMs });
+    client = createChannelsClient({ url: server.url, token, retryDelayMs, calls });
     return client;
   };
 
@@ -343,96 +347,79 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     connection.socket.send("PING");
     await waitUntil(() => connection.raw.includes("PONG"), "PONG");
   });
-});
 
-describe('queries and mutations over the socket (calls: "socket")', () => {
-  let server: ScriptedServer;
-  let client: ChannelsClient | undefined;
-  afterEach(async () => {
-    await client?.close();
-    client = undefined;
-    await server?.close();
-  });
+  describe('queries and mutations over the socket (calls: "socket")', () => {
+    const startWithSocketCalls = () => start(() => "t", undefined, "socket");
+    const callsOn = async (index: number, count = 1) => {
+      const calls = () =>
+        server.connections[index]?.received.filter((frame) => frame.method === "mutation") ?? [];
+      await waitUntil(() => calls().length >= count, `${count} mutation(s) on connection ${index}`);
+      return calls();
+    };
+    const broadcast = (c: ChannelsClient) =>
+      c.trpc.channel.broadcast.mutate({
+        channelName: "supplier:dashboard:s1",
+        event: "message.posted",
+        payload: { text: "hello" },
+        idempotencyKey: "k1",
+      });
 
-  const start = async () => {
-    server = await startScriptedServer();
-    client = createChannelsClient({
-      url: server.url,
-      token: () => "t",
-      retryDelayMs: () => 20,
-      calls: "socket",
-    });
-    return client;
-  };
-  const callsOn = async (index: number, count = 1) => {
-    const calls = () =>
-      server.connections[index]?.received.filter((frame) => frame.method === "mutation") ?? [];
-    await waitUntil(() => calls().length >= count, `${count} mutation(s) on connection ${index}`);
-    return calls();
-  };
-  const broadcast = (c: ChannelsClient) =>
-    c.trpc.channel.broadcast.mutate({
-      channelName: "supplier:dashboard:s1",
-      event: "message.posted",
-      payload: { text: "hello" },
-      idempotencyKey: "k1",
-    });
-
-  it("opens the socket for a mutation, sends it as tRPC's wsLink does, and resolves with the decoded answer", async () => {
-    const c = await start();
-    const answered = broadcast(c);
-    const [request] = await callsOn(0);
-    const connection = server.connections[0]!;
-    expect(connection.received[0]).toMatchObject({ method: "connectionParams", data: { token: "t" } });
-    expect(request).toMatchObject({
-      method: "mutation",
-      params: {
-        path: "channel.broadcast",
-        input: {
-          json: {
-            channelName: "supplier:dashboard:s1",
-            event: "message.posted",
-            payload: { text: "hello" },
-            idempotencyKey: "k1",
+    it("opens the socket for a mutation, sends it as tRPC's wsLink does, and resolves with the decoded answer", async () => {
+      const c = await startWithSocketCalls();
+      const answered = broadcast(c);
+      const [request] = await callsOn(0);
+      const connection = server.connections[0]!;
+      expect(connection.received[0]).toMatchObject({ method: "connectionParams", data: { token: "t" } });
+      expect(request).toMatchObject({
+        method: "mutation",
+        params: {
+          path: "channel.broadcast",
+          input: {
+            json: {
+              channelName: "supplier:dashboard:s1",
+              event: "message.posted",
+              payload: { text: "hello" },
+              idempotencyKey: "k1",
+            },
           },
         },
-      },
+      });
+      connection.socket.send(
+        JSON.stringify({
+          id: request!.id,
+          result: { type: "data", data: superjson.serialize({ id: "c1:7", seq: 7, duplicate: false }) },
+        }),
+      );
+      await expect(answered).resolves.toEqual({ id: "c1:7", seq: 7, duplicate: false });
     });
-    connection.socket.send(
-      JSON.stringify({
-        id: request!.id,
-        result: { type: "data", data: superjson.serialize({ id: "c1:7", seq: 7, duplicate: false }) },
-      }),
-    );
-    await expect(answered).resolves.toEqual({ id: "c1:7", seq: 7, duplicate: false });
-  });
 
-  it("an error answer rejects the call with its tRPC code", async () => {
-    const c = await start();
-    const answered = broadcast(c);
-    const [request] = await callsOn(0);
-    server.connections[0]!.socket.send(errorFrame(request!.id, "TOO_MANY_REQUESTS", -32029));
-    const error = await answered.catch((e: unknown) => e);
-    expect(errorCode(error)).toBe("TOO_MANY_REQUESTS");
-  });
+    it("an error answer rejects the call with its tRPC code", async () => {
+      const c = await startWithSocketCalls();
+      const answered = broadcast(c);
+      const [request] = await callsOn(0);
+      server.connections[0]!.socket.send(errorFrame(request!.id, "TOO_MANY_REQUESTS", -32029));
+      const error = await answered.catch((e: unknown) => e);
+      expect(errorCode(error)).toBe("TOO_MANY_REQUESTS");
+    });
 
-  it("a call whose socket closes before the answer fails as one that may have taken effect, and is not sent again", async () => {
-    const c = await start();
-    subscribe(c, { channelName: "supplier:dashboard:s1" });
-    await server.subscriptionsOn(0);
-    const answered = broadcast(c);
-    await callsOn(0);
-    server.connections[0]!.socket.terminate();
-    await expect(answered).rejects.toThrow(/before the server answered; the call may have taken effect/);
-    // The subscription comes back on a new socket; the mutation does not.
-    await server.subscriptionsOn(1);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(server.connections[1]!.received.filter((frame) => frame.method === "mutation")).toHaveLength(0);
-  });
+    it("a call whose socket closes before the answer fails as one that may have taken effect, and is not sent again", async () => {
+      const c = await startWithSocketCalls();
+      subscribe(c, { channelName: "supplier:dashboard:s1" });
+      await server.subscriptionsOn(0);
+      const answered = broadcast(c);
+      await callsOn(0);
+      server.connections[0]!.socket.terminate();
+      await expect(answered).rejects.toThrow(/before the server answered; the call may have taken effect/);
+      // The subscription comes back on a new socket; the mutation does not.
+      await server.subscriptionsOn(1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(server.connections[1]!.received.filter((frame) => frame.method === "mutation")).toHaveLength(0);
+    });
 
-  it("a call to a server that cannot be reached fails as one that was not sent", async () => {
-    const c = await start();
-    await server.close();
-    await expect(broadcast(c)).rejects.toThrow(/the call was not sent/);
+    it("a call to a server that cannot be reached fails as one that was not sent", async () => {
+      const c = await startWithSocketCalls();
+      await server.close();
+      await expect(broadcast(c)).rejects.toThrow(/the call was not sent/);
+    });
   });
 });
