@@ -140,6 +140,8 @@ export class SubscriptionConnection {
   private waitingCalls: SocketCall[] = [];
   /** Calls sent on the current socket, by request id, until answered. */
   private readonly callsInFlight = new Map<number | string, SocketCall>();
+  /** Sockets of a server that asked clients to reconnect, with the calls they still owe an answer. */
+  private readonly retiring = new Map<Socket, Retiring>();
 
   constructor(private readonly options: SubscriptionConnectionOptions) {}
 
@@ -183,7 +185,9 @@ export class SubscriptionConnection {
   forgetCall(call: SocketCall): void {
     const waiting = this.waitingCalls.indexOf(call);
     if (waiting >= 0) this.waitingCalls.splice(waiting, 1);
-    for (const [id, inFlight] of this.callsInFlight) if (inFlight === call) this.callsInFlight.delete(id);
+    const retiring = [...this.retiring.values()].map((entry) => entry.calls);
+    for (const calls of [this.callsInFlight, ...retiring])
+      for (const [id, inFlight] of calls) if (inFlight === call) calls.delete(id);
     if (this.idle()) this.closeWhenIdle();
   }
 
@@ -220,6 +224,7 @@ export class SubscriptionConnection {
     this.streams.clear();
     this.parked.clear();
     this.dropSocket("the client was closed");
+    for (const socket of this.retiring.keys()) this.retired(socket, "the client was closed");
     for (const stream of streams) stream.end();
   }
 
@@ -284,10 +289,12 @@ export class SubscriptionConnection {
       },
       message: (text) => {
         if (this.socket === socket) this.receive(text);
+        else this.receiveRetiring(socket, text);
       },
       close: (code, reason) => {
-        if (this.socket === socket)
-          this.lost(new Error(`WebSocket closed (${code}${reason ? `: ${reason}` : ""})`));
+        const cause = new Error(`WebSocket closed (${code}${reason ? `: ${reason}` : ""})`);
+        if (this.socket === socket) this.lost(cause);
+        else this.retired(socket, "the WebSocket closed", cause);
       },
     });
   }
@@ -308,8 +315,7 @@ export class SubscriptionConnection {
     if (frame === null || typeof frame !== "object") return;
     this.failures = 0;
     if (frame.method !== undefined) {
-      // The server is shutting down: go elsewhere now (the load balancer picks another instance).
-      if (frame.method === "reconnect") this.lost(new Error("server asked clients to reconnect"));
+      if (frame.method === "reconnect") this.retire();
       return;
     }
     if (frame.id === null) return;
@@ -320,6 +326,53 @@ export class SubscriptionConnection {
     this.callsInFlight.delete(frame.id);
     call.answer(frame);
     if (this.idle()) this.closeWhenIdle();
+  }
+
+  /**
+   * The server is shutting down: go elsewhere now (the load balancer picks another instance). Calls
+   * already sent stay on this socket until answered, since the server answers what it accepted before
+   * it closes; the socket closes once it owes nothing.
+   */
+  private retire() {
+    const socket = this.socket;
+    if (socket !== undefined && this.callsInFlight.size > 0) {
+      const deadline = setTimeout(() => {
+        this.retired(socket, `no answer ${RETIRING_GRACE_MS} ms after the server asked clients to reconnect`);
+      }, RETIRING_GRACE_MS);
+      this.retiring.set(socket, { calls: new Map(this.callsInFlight), deadline });
+      this.callsInFlight.clear();
+      // Detached, so that moving on neither closes it nor fails its calls.
+      this.socket = undefined;
+    }
+    this.lost(new Error("server asked clients to reconnect"));
+  }
+
+  /** A frame on a retiring socket: only answers to its calls matter. */
+  private receiveRetiring(socket: Socket, text: string) {
+    const calls = this.retiring.get(socket)?.calls;
+    if (calls === undefined) return;
+    let frame: ResponseFrame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const id = frame?.id;
+    const call = id === null || id === undefined ? undefined : calls.get(id);
+    if (call === undefined) return;
+    calls.delete(id!);
+    call.answer(frame);
+    if (calls.size === 0) this.retired(socket, "answered");
+  }
+
+  /** Closes a retiring socket; the calls it still owes fail (`reason` says why). */
+  private retired(socket: Socket, reason: string, cause?: Error) {
+    const entry = this.retiring.get(socket);
+    if (entry === undefined) return;
+    this.retiring.delete(socket);
+    clearTimeout(entry.deadline);
+    if (socket.readyState < CLOSING) socket.close();
+    failInFlight(entry.calls.values(), reason, cause);
   }
 
   /** The socket went (or must go): reconnect after a backoff if anything is still subscribed. */
@@ -360,12 +413,7 @@ export class SubscriptionConnection {
     this.callsInFlight.clear();
     if (socket !== undefined && socket.readyState < CLOSING) socket.close();
     for (const call of waiting) call.fail(new TRPCClientError(`${reason}; the call was not sent`, { cause }));
-    for (const call of inFlight)
-      call.fail(
-        new TRPCClientError(`${reason} before the server answered; the call may have taken effect`, {
-          cause,
-        }),
-      );
+    failInFlight(inFlight, reason, cause);
   }
 
   private closeWhenIdle() {
@@ -382,4 +430,22 @@ export class SubscriptionConnection {
     this.state = state;
     for (const stream of this.streams) stream.connectionState(state);
   }
+}
+
+/** A socket the server asked clients to leave, kept until it answers the calls sent on it. */
+interface Retiring {
+  calls: Map<number | string, SocketCall>;
+  /** Fails what is left if the answers take longer than RETIRING_GRACE_MS. */
+  deadline: ReturnType<typeof setTimeout>;
+}
+
+/** How long a retiring socket may take to answer (the server gives accepted mutations up to 5 s). */
+const RETIRING_GRACE_MS = 10_000;
+
+/** Fails calls that were sent: they may have taken effect. */
+function failInFlight(calls: Iterable<SocketCall>, reason: string, cause?: Error) {
+  for (const call of calls)
+    call.fail(
+      new TRPCClientError(`${reason} before the server answered; the call may have taken effect`, { cause }),
+    );
 }

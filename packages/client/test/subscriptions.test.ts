@@ -402,18 +402,47 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
       expect(errorCode(error)).toBe("TOO_MANY_REQUESTS");
     });
 
-    it("a call whose socket closes before the answer fails as one that may have taken effect, and is not sent again", async () => {
+    /** A subscribed client with a broadcast in flight on its first socket. */
+    const subscribedWithCallInFlight = async () => {
       const c = await startWithSocketCalls();
       subscribe(c, { channelName: "supplier:dashboard:s1" });
       await server.subscriptionsOn(0);
       const answered = broadcast(c);
-      await callsOn(0);
-      server.connections[0]!.socket.terminate();
+      const [request] = await callsOn(0);
+      return { answered, request: request!, first: server.connections[0]! };
+    };
+
+    it("a call whose socket closes before the answer fails as one that may have taken effect, and is not sent again", async () => {
+      const { answered, first } = await subscribedWithCallInFlight();
+      first.socket.terminate();
       await expect(answered).rejects.toThrow(/before the server answered; the call may have taken effect/);
       // The subscription comes back on a new socket; the mutation does not.
       await server.subscriptionsOn(1);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(server.connections[1]!.received.filter((frame) => frame.method === "mutation")).toHaveLength(0);
+    });
+
+    it("on the server's reconnect notification, a call in flight is still answered on the old socket, which then closes; the subscription moves at once", async () => {
+      const { answered, request, first: old } = await subscribedWithCallInFlight();
+      old.socket.send(JSON.stringify({ id: null, method: "reconnect" }));
+      await server.subscriptionsOn(1);
+      expect(old.socket.readyState).toBe(old.socket.OPEN);
+      old.socket.send(
+        JSON.stringify({
+          id: request.id,
+          result: { type: "data", data: superjson.serialize({ id: "c1:8", seq: 8, duplicate: false }) },
+        }),
+      );
+      await expect(answered).resolves.toEqual({ id: "c1:8", seq: 8, duplicate: false });
+      await waitUntil(() => old.socket.readyState === old.socket.CLOSED, "the old socket to close");
+    });
+
+    it("a call in flight on a socket the server retires fails as one that may have taken effect if that socket closes unanswered", async () => {
+      const { answered, first: old } = await subscribedWithCallInFlight();
+      old.socket.send(JSON.stringify({ id: null, method: "reconnect" }));
+      await server.subscriptionsOn(1);
+      old.socket.close(1012, "server restarting");
+      await expect(answered).rejects.toThrow(/before the server answered; the call may have taken effect/);
     });
 
     it("a call to a server that cannot be reached fails as one that was not sent", async () => {
