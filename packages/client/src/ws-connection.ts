@@ -139,7 +139,7 @@ export class SubscriptionConnection {
   /** Calls waiting for the socket to open; sent once it does. */
   private waitingCalls: SocketCall[] = [];
   /** Calls sent on the current socket, by request id, until answered. */
-  private readonly callsInFlight = new Map<number | string, SocketCall>();
+  private callsInFlight = new Map<number | string, SocketCall>();
   /** Sockets of a server that asked clients to reconnect, with the calls they still owe an answer. */
   private readonly retiring = new Map<Socket, Retiring>();
 
@@ -181,13 +181,14 @@ export class SubscriptionConnection {
     this.socket!.send(JSON.stringify(call.request(id)));
   }
 
-  /** The caller no longer wants the answer (it aborted): a call not yet sent never will be. */
+  /**
+   * The caller no longer wants the answer (it aborted): a call not yet sent never will be. One already
+   * sent is still owed its answer, which its caller ignores.
+   */
   forgetCall(call: SocketCall): void {
     const waiting = this.waitingCalls.indexOf(call);
-    if (waiting >= 0) this.waitingCalls.splice(waiting, 1);
-    const retiring = [...this.retiring.values()].map((entry) => entry.calls);
-    for (const calls of [this.callsInFlight, ...retiring])
-      for (const [id, inFlight] of calls) if (inFlight === call) calls.delete(id);
+    if (waiting < 0) return;
+    this.waitingCalls.splice(waiting, 1);
     if (this.idle()) this.closeWhenIdle();
   }
 
@@ -224,7 +225,7 @@ export class SubscriptionConnection {
     this.streams.clear();
     this.parked.clear();
     this.dropSocket("the client was closed");
-    for (const socket of this.retiring.keys()) this.retired(socket, "the client was closed");
+    for (const socket of this.retiring.keys()) failInFlight(this.release(socket), "the client was closed");
     for (const stream of streams) stream.end();
   }
 
@@ -294,7 +295,7 @@ export class SubscriptionConnection {
       close: (code, reason) => {
         const cause = new Error(`WebSocket closed (${code}${reason ? `: ${reason}` : ""})`);
         if (this.socket === socket) this.lost(cause);
-        else this.retired(socket, "the WebSocket closed", cause);
+        else failInFlight(this.release(socket), "the WebSocket closed", cause);
       },
     });
   }
@@ -337,10 +338,11 @@ export class SubscriptionConnection {
     const socket = this.socket;
     if (socket !== undefined && this.callsInFlight.size > 0) {
       const deadline = setTimeout(() => {
-        this.retired(socket, `no answer ${RETIRING_GRACE_MS} ms after the server asked clients to reconnect`);
+        const reason = `no answer ${RETIRING_GRACE_MS} ms after the server asked clients to reconnect`;
+        failInFlight(this.release(socket), reason);
       }, RETIRING_GRACE_MS);
-      this.retiring.set(socket, { calls: new Map(this.callsInFlight), deadline });
-      this.callsInFlight.clear();
+      this.retiring.set(socket, { calls: this.callsInFlight, deadline });
+      this.callsInFlight = new Map();
       // Detached, so that moving on neither closes it nor fails its calls.
       this.socket = undefined;
     }
@@ -362,17 +364,17 @@ export class SubscriptionConnection {
     if (call === undefined) return;
     calls.delete(id!);
     call.answer(frame);
-    if (calls.size === 0) this.retired(socket, "answered");
+    if (calls.size === 0) this.release(socket);
   }
 
-  /** Closes a retiring socket; the calls it still owes fail (`reason` says why). */
-  private retired(socket: Socket, reason: string, cause?: Error) {
+  /** Stops keeping a retiring socket: closes it and returns the calls it still owed. */
+  private release(socket: Socket): Iterable<SocketCall> {
     const entry = this.retiring.get(socket);
-    if (entry === undefined) return;
+    if (entry === undefined) return [];
     this.retiring.delete(socket);
     clearTimeout(entry.deadline);
     if (socket.readyState < CLOSING) socket.close();
-    failInFlight(entry.calls.values(), reason, cause);
+    return entry.calls.values();
   }
 
   /** The socket went (or must go): reconnect after a backoff if anything is still subscribed. */
