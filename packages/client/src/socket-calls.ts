@@ -15,11 +15,19 @@ export function socketCallsLink<TRouter extends AnyTRPCRouter>(
   return () =>
     ({ op }) =>
       observable((observer) => {
-        let settled = false;
+        const { signal } = op;
+        // Settled, aborted or no longer wanted: an answer that comes anyway goes nowhere.
+        let done = false;
+        const finish = () => {
+          if (done) return false;
+          done = true;
+          signal?.removeEventListener("abort", onAbort);
+          return true;
+        };
         const call: SocketCall = {
           request: (id) => ({ id, method: op.type, params: { path: op.path, input: toWire(op.input) } }),
           answer: (frame) => {
-            settled = true;
+            if (!finish()) return;
             if (frame.error !== undefined) {
               observer.error(
                 TRPCClientError.from<TRouter>({ ...frame, error: fromWire(frame.error) } as object),
@@ -30,13 +38,24 @@ export function socketCallsLink<TRouter extends AnyTRPCRouter>(
             observer.complete();
           },
           fail: (error) => {
-            settled = true;
-            observer.error(error as TRPCClientError<TRouter>);
+            if (finish()) observer.error(error as TRPCClientError<TRouter>);
           },
         };
+        // As with tRPC's HTTP links, an aborted call fails; one not sent yet never will be.
+        const onAbort = () => {
+          if (!finish()) return;
+          connection.forgetCall(call);
+          const cause = signal?.reason instanceof Error ? signal.reason : undefined;
+          observer.error(new TRPCClientError<TRouter>("The call was aborted", { cause }));
+        };
+        if (signal?.aborted) {
+          onAbort();
+          return () => {};
+        }
+        signal?.addEventListener("abort", onAbort, { once: true });
         connection.call(call);
         return () => {
-          if (!settled) connection.forgetCall(call);
+          if (finish()) connection.forgetCall(call);
         };
       });
 }

@@ -445,6 +445,21 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
       await expect(answered).rejects.toThrow(/before the server answered; the call may have taken effect/);
     });
 
+    it("a call aborted before its socket opened is never sent; the subscription that opened it is", async () => {
+      const c = await startWithSocketCalls();
+      const abort = new AbortController();
+      const answered = c.trpc.channel.broadcast.mutate(
+        { channelName: "supplier:dashboard:s1", event: "message.posted", payload: { text: "never" } },
+        { signal: abort.signal },
+      );
+      subscribe(c, { channelName: "supplier:dashboard:s1" });
+      abort.abort();
+      await expect(answered).rejects.toThrow("The call was aborted");
+      await server.subscriptionsOn(0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(server.connections[0]!.received.filter((frame) => frame.method === "mutation")).toHaveLength(0);
+    });
+
     it("a call to a server that cannot be reached fails as one that was not sent", async () => {
       const c = await startWithSocketCalls();
       await server.close();
