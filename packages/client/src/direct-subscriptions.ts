@@ -1,13 +1,8 @@
-import {
-  type CreateTRPCClientOptions,
-  type Operation,
-  type OperationResultObserver,
-  TRPCUntypedClient,
-} from "@trpc/client";
+import { type CreateTRPCClientOptions, type Operation, TRPCUntypedClient } from "@trpc/client";
 import type { AnyTRPCRouter } from "@trpc/server";
 import type { Unsubscribable } from "@trpc/server/observable";
 import type { SubscriptionConnection } from "./ws-connection.ts";
-import { type RetryPolicy, SubscriptionStream } from "./ws-subscription.ts";
+import { type RetryPolicy, type SubscriptionHandlers, SubscriptionStream } from "./ws-subscription.ts";
 
 export interface SubscriptionOptions {
   connection: SubscriptionConnection;
@@ -15,8 +10,6 @@ export interface SubscriptionOptions {
   retry: RetryPolicy;
   retryDelayMs: (attempt: number) => number;
 }
-
-type SubscriptionHandlers = Parameters<TRPCUntypedClient<AnyTRPCRouter>["subscription"]>[2];
 
 /**
  * tRPC's untyped client, except that subscriptions go straight to the shared socket and each event
@@ -35,65 +28,17 @@ export class DirectSubscriptionsClient<TRouter extends AnyTRPCRouter> extends TR
   }
 
   override subscription(path: string, input: unknown, handlers: SubscriptionHandlers): Unsubscribable {
-    const signal = handlers.signal ?? null;
     const op: Operation = {
       id: 0,
       type: "subscription",
       path,
       input,
       context: handlers.context ?? {},
-      signal,
-    };
-    let done = false;
-    // As tRPC's observable: nothing reaches the handlers after an error or completion, and either
-    // releases the stream.
-    const end = () => {
-      done = true;
-      signal?.removeEventListener("abort", onAbort);
-      stream.stop();
-    };
-    const observer: OperationResultObserver<TRouter, unknown> = {
-      next: (envelope) => {
-        if (done) return;
-        const { result } = envelope;
-        switch (result.type) {
-          case "state":
-            handlers.onConnectionStateChange?.(result);
-            break;
-          case "started":
-            handlers.onStarted?.({ context: envelope.context });
-            break;
-          case "stopped":
-            handlers.onStopped?.();
-            break;
-          default:
-            handlers.onData?.(result.data);
-        }
-      },
-      error: (error) => {
-        if (done) return;
-        end();
-        handlers.onError?.(error);
-      },
-      complete: () => {
-        if (done) return;
-        end();
-        handlers.onComplete?.();
-      },
+      signal: handlers.signal ?? null,
     };
     const { connection, retry, retryDelayMs } = this.subscriptions;
-    const stream = new SubscriptionStream<TRouter>(op, observer, connection, retry, retryDelayMs);
-    const onAbort = () => observer.complete();
-    if (signal?.aborted) {
-      observer.complete();
-      return { unsubscribe: () => {} };
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const stream = new SubscriptionStream<TRouter>(op, handlers, connection, retry, retryDelayMs);
     stream.start();
-    return {
-      unsubscribe: () => {
-        if (!done) end();
-      },
-    };
+    return { unsubscribe: () => stream.stop() };
   }
 }
