@@ -132,8 +132,13 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
     private readonly transport: Duplex,
   ) {}
 
+  /**
+   * What `ws` reports as bufferedAmount, read from the transport alone: `ws` adds what its sender
+   * queued itself, which it does only to compress or to read a Blob (neither here, see sendText).
+   * Read once per live delivery, and `ws`'s getter reaches two more objects for that zero.
+   */
   get bufferedAmount() {
-    return this.socket.bufferedAmount;
+    return this.transport.writableLength;
   }
 
   send(data: Buffer | string, options: { binary: boolean } = TEXT) {

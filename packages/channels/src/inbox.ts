@@ -23,38 +23,44 @@ export interface LiveWriter {
 /**
  * A bounded per-subscriber queue. When it would overflow it drops everything and flags a
  * resync, so memory stays bounded and the subscriber recovers from the durable store.
+ *
+ * It is its reader's Waiter, so that whatever wakes the reader (a message the writer refused, a
+ * resync, a revocation, the stream's signal aborting) ends the live path in the same step: a stream
+ * that stopped is never offered another message, and the writer need not ask its AbortSignal on
+ * every message (the getter's brand check was ~0.3 µs of server CPU per delivery).
  */
-export class Inbox implements FanoutListener {
+export class Inbox extends Waiter implements FanoutListener {
   private items: ChannelMessage[] = [];
   private head = 0;
   private lost = false;
   private revoked = false;
   private writer: LiveWriter | undefined;
-  private readonly waiter = new Waiter();
 
   constructor(
     private readonly capacity: number,
     readonly userId: string,
-  ) {}
+  ) {
+    super();
+  }
 
   deliver(message: ChannelMessage, writes: LiveWrites) {
     if (this.lost) return;
     if (this.writer?.offer(message, writes)) return;
     if (this.items.length - this.head >= this.capacity) return this.resync();
     this.items.push(message);
-    this.notify();
+    this.wake();
   }
 
   resync() {
     this.lost = true;
     this.items = [];
     this.head = 0;
-    this.notify();
+    this.wake();
   }
 
   revoke() {
     this.revoked = true;
-    this.notify();
+    this.wake();
   }
 
   /** True once after a revocation reached this stream. */
@@ -85,14 +91,16 @@ export class Inbox implements FanoutListener {
    * Resolves when something arrives or the signal aborts; never rejects. While it waits with nothing
    * queued, live messages go to `writer` first, and only what the writer refuses wakes the reader.
    */
-  wait(signal: AbortSignal, writer?: LiveWriter): Promise<void> {
+  override wait(signal: AbortSignal, writer?: LiveWriter): Promise<void> {
     if (this.lost || this.revoked || this.head < this.items.length) return Promise.resolve();
-    this.writer = writer;
-    return this.waiter.wait(signal);
+    const woken = super.wait(signal);
+    // Set after super.wait, which settles an earlier wait first (and so clears the writer).
+    if (!signal.aborted) this.writer = writer;
+    return woken;
   }
 
-  private notify() {
+  override wake() {
     this.writer = undefined;
-    this.waiter.wake();
+    super.wake();
   }
 }

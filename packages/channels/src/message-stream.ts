@@ -229,7 +229,8 @@ class ChannelStream implements LiveWriter, StartingSubscription {
   /** The live path (see the class comment): the next message in order, while the socket has room. */
   offer(message: ChannelMessage, writes: LiveWrites): boolean {
     const { socket, framePrefix } = this;
-    if (socket === undefined || framePrefix === undefined || this.signal.aborted) return false;
+    // No signal check: an abort wakes the inbox, which then offers nothing more (inbox.ts).
+    if (socket === undefined || framePrefix === undefined) return false;
     if (message.seq <= this.cursor) return true;
     if (message.seq !== this.cursor + 1 || socket.bufferedAmount > this.maxBufferedBytes) return false;
     const frame = liveFrame(message, framePrefix, socket.compactFrames === true);

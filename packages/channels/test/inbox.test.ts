@@ -41,4 +41,23 @@ describe("Inbox", () => {
     await aborted;
     expect(inbox.take()).toBeUndefined();
   });
+
+  it("offers live messages to the waiting reader's writer, and none once the reader's signal aborted", async () => {
+    const inbox = new Inbox(10, "u1");
+    const offered: number[] = [];
+    const writer = {
+      offer: (m: ChannelMessage) => {
+        offered.push(m.seq);
+        return true;
+      },
+    };
+    const controller = new AbortController();
+    const waiting = inbox.wait(controller.signal, writer);
+    inbox.deliver(message(1), writes);
+    controller.abort();
+    inbox.deliver(message(2), writes);
+    await waiting;
+    expect(offered).toEqual([1]);
+    expect(inbox.take()?.seq).toBe(2);
+  });
 });
