@@ -12,6 +12,7 @@ import { Rig } from "./rig.ts";
 import { SCENARIOS } from "./scenarios/index.ts";
 import { BASELINE, SYSTEMS } from "./systems/index.ts";
 import { SystemUnavailable } from "./systems/types.ts";
+import { measureWakePenalty } from "./wake-penalty.ts";
 
 /** No scenario run may take longer than this, whatever hangs. */
 const CELL_TIMEOUT_MS = 10 * 60_000;
@@ -37,6 +38,11 @@ async function main() {
       `warning: ulimit -n is ${limit}; idle-memory needs ~${needed} open files per process (run \`ulimit -n 65536\` first)`,
     );
 
+  const wakePenalty = measureWakePenalty();
+  if (wakePenalty)
+    console.log(
+      `server core after 50 ms asleep: fixed work took ${wakePenalty.ratio.toFixed(2)}x as long as after 1 ms (p50 ${wakePenalty.afterIdleMs.toFixed(2)} against ${wakePenalty.afterShortSleepMs.toFixed(2)} ms)`,
+    );
   const started = Date.now();
   const results: BenchResults = {
     startedAt: new Date(started).toISOString(),
@@ -46,7 +52,7 @@ async function main() {
       runs: options.runs,
       quick: options.quick,
     },
-    machine: machineInfo(),
+    machine: { ...machineInfo(), wakePenalty },
     scenarios: [],
   };
   const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
