@@ -3,8 +3,8 @@
  * between the fan-out scenario's broadcasts (50 ms apart at 1,000 subscribers). On these virtual
  * machines a core that idled comes back slow, and code with a bigger footprint suffers more: in a
  * probe on 2026-11-30 a fixed piece of JavaScript took 1.4x as long after 50 ms asleep as after
- * 1 ms, and a PGlite append 3-4x (about 1 ms back to back, 3-5 ms after 50 ms asleep; 1 ms with the
- * caches thrashed but no sleep). A ratio against bare `ws`, whose broadcast path is small, moves
+ * 1 ms, and a PGlite append 3-5x (0.9-1.3 ms back to back, 3.7-6.1 ms after 50 ms asleep; 1.0-1.2 ms
+ * with the caches thrashed but no sleep). A ratio against bare `ws`, whose broadcast path is small, moves
  * with this figure, so every bench run measures it first.
  */
 import { execFileSync } from "node:child_process";
