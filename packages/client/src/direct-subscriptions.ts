@@ -1,4 +1,4 @@
-import { type CreateTRPCClientOptions, type Operation, TRPCUntypedClient } from "@trpc/client";
+import { type CreateTRPCClientOptions, TRPCUntypedClient } from "@trpc/client";
 import type { AnyTRPCRouter } from "@trpc/server";
 import type { Unsubscribable } from "@trpc/server/observable";
 import type { SubscriptionConnection } from "./ws-connection.ts";
@@ -28,16 +28,8 @@ export class DirectSubscriptionsClient<TRouter extends AnyTRPCRouter> extends TR
   }
 
   override subscription(path: string, input: unknown, handlers: SubscriptionHandlers): Unsubscribable {
-    const op: Operation = {
-      id: 0,
-      type: "subscription",
-      path,
-      input,
-      context: handlers.context ?? {},
-      signal: handlers.signal ?? null,
-    };
     const { connection, retry, retryDelayMs } = this.subscriptions;
-    const stream = new SubscriptionStream<TRouter>(op, handlers, connection, retry, retryDelayMs);
+    const stream = new SubscriptionStream<TRouter>(path, input, handlers, connection, retry, retryDelayMs);
     stream.start();
     return { unsubscribe: () => stream.stop() };
   }

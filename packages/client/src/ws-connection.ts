@@ -307,13 +307,8 @@ export class SubscriptionConnection {
       return;
     }
     if (text === "PONG") return;
-    let frame: ResponseFrame;
-    try {
-      frame = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (frame === null || typeof frame !== "object") return;
+    const frame = parseFrame(text);
+    if (frame === undefined) return;
     this.failures = 0;
     if (frame.method !== undefined) {
       if (frame.method === "reconnect") this.retire();
@@ -353,16 +348,11 @@ export class SubscriptionConnection {
   private receiveRetiring(socket: Socket, text: string) {
     const calls = this.retiring.get(socket)?.calls;
     if (calls === undefined) return;
-    let frame: ResponseFrame;
-    try {
-      frame = JSON.parse(text);
-    } catch {
-      return;
-    }
-    const id = frame?.id;
-    const call = id === null || id === undefined ? undefined : calls.get(id);
+    const frame = parseFrame(text);
+    if (frame === undefined || frame.id === null) return;
+    const call = calls.get(frame.id);
     if (call === undefined) return;
-    calls.delete(id!);
+    calls.delete(frame.id);
     call.answer(frame);
     if (calls.size === 0) this.release(socket);
   }
@@ -410,12 +400,12 @@ export class SubscriptionConnection {
     this.byRequestId.clear();
     this.requestIds.clear();
     const waiting = this.waitingCalls;
-    const inFlight = [...this.callsInFlight.values()];
+    const inFlight = this.callsInFlight;
     this.waitingCalls = [];
-    this.callsInFlight.clear();
+    this.callsInFlight = new Map();
     if (socket !== undefined && socket.readyState < CLOSING) socket.close();
     for (const call of waiting) call.fail(new TRPCClientError(`${reason}; the call was not sent`, { cause }));
-    failInFlight(inFlight, reason, cause);
+    failInFlight(inFlight.values(), reason, cause);
   }
 
   private closeWhenIdle() {
@@ -443,6 +433,16 @@ interface Retiring {
 
 /** How long a retiring socket may take to answer (the server gives accepted mutations up to 5 s). */
 const RETIRING_GRACE_MS = 10_000;
+
+/** A frame's JSON, if it is an object. */
+function parseFrame(text: string): ResponseFrame | undefined {
+  try {
+    const frame: unknown = JSON.parse(text);
+    return frame !== null && typeof frame === "object" ? (frame as ResponseFrame) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Fails calls that were sent: they may have taken effect. */
 function failInFlight(calls: Iterable<SocketCall>, reason: string, cause?: Error) {

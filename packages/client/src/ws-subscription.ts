@@ -1,4 +1,4 @@
-import { type Operation, TRPCClientError, type TRPCUntypedClient } from "@trpc/client";
+import { TRPCClientError, type TRPCUntypedClient } from "@trpc/client";
 import type { AnyTRPCRouter } from "@trpc/server";
 import { fromCompact } from "@wedsync/channels/compact-frame";
 import { fromWire, toWire } from "./superjson-wire.ts";
@@ -37,18 +37,19 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
   private done = false;
 
   constructor(
-    private readonly op: Operation,
+    private readonly path: string,
+    input: unknown,
     private readonly handlers: SubscriptionHandlers,
     private readonly connection: SubscriptionConnection,
     private readonly retry: RetryPolicy,
     private readonly retryDelayMs: (attempt: number) => number,
   ) {
-    this.input = toWire(op.input);
+    this.input = toWire(input);
   }
 
   /** Sends the subscription; an aborted signal completes it instead. */
   start(): void {
-    const { signal } = this.op;
+    const { signal } = this.handlers;
     if (signal?.aborted) {
       this.done = true;
       this.handlers.onComplete?.();
@@ -74,7 +75,7 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
     return {
       id,
       method: "subscription",
-      params: { path: this.op.path, input: this.input, lastEventId: this.lastEventId },
+      params: { path: this.path, input: this.input, lastEventId: this.lastEventId },
     };
   }
 
@@ -153,7 +154,7 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
   private finish(error?: TRPCClientError<TRouter>) {
     this.done = true;
     clearTimeout(this.retryTimer);
-    this.op.signal?.removeEventListener("abort", this.aborted);
+    this.handlers.signal?.removeEventListener("abort", this.aborted);
     if (error !== undefined) this.handlers.onError?.(error);
   }
 }
