@@ -22,6 +22,8 @@ import type {
 /** Connections one worker process holds at most before the rig adds a second. */
 const CONNECTIONS_PER_WORKER = 2_500;
 const MAX_SUBSCRIBER_WORKERS = 2;
+const SETTLE_WINDOW_MS = 250;
+const SETTLE_MAX_MS = 10_000;
 
 export class Rig {
   private subscriberWorkers: WorkerHandle[] = [];
@@ -69,8 +71,11 @@ export class Rig {
     return worker;
   }
 
-  /** Makes sure enough subscriber workers run for `connections` (1, or 2 past 2,500). */
-  private async ensureWorkers(connections: number) {
+  /**
+   * Makes sure enough subscriber workers run for `connections` (1, or 2 past 2,500); `connect` calls
+   * it too, but a measurement of CPU must not count a worker's start-up.
+   */
+  async ensureWorkers(connections: number) {
     const wanted = Math.min(
       MAX_SUBSCRIBER_WORKERS,
       Math.max(1, Math.ceil(connections / CONNECTIONS_PER_WORKER)),
@@ -200,6 +205,23 @@ export class Rig {
     const sum = (pids: Array<number | undefined>) =>
       pids.reduce((n: number, pid) => n + (pid ? processTicks(pid) : 0), 0);
     return { at: Date.now(), server: sum(this.system.pids), clients: sum(workers.map((w) => w.pid)) };
+  }
+
+  /**
+   * Waits until the server(s) are idle (at most one clock tick of CPU in SETTLE_WINDOW_MS), so that
+   * work left from an earlier phase (closing a thousand connections goes on after the clients see
+   * them closed) is not measured as the next phase's. Gives up after SETTLE_MAX_MS; the time waited.
+   */
+  async settle(): Promise<number> {
+    const started = Date.now();
+    let last = this.cpuTicks().server;
+    while (Date.now() - started < SETTLE_MAX_MS) {
+      await sleep(SETTLE_WINDOW_MS);
+      const now = this.cpuTicks().server;
+      if (now - last <= 1) break;
+      last = now;
+    }
+    return Date.now() - started;
   }
 
   async closeConnections() {
