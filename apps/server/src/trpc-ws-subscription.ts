@@ -21,6 +21,13 @@ export interface SubscriptionHost {
 const STOPPED = { type: "stopped" } as const;
 
 /**
+ * Why a subscription's signal aborts: one shared reason. `abort()` without one makes a DOMException
+ * per call, capturing a stack trace: 13 µs of every subscription's end in a CPU profile of 5,000
+ * closing connections, where it was the costliest function of the close.
+ */
+const STOPPED_REASON = new DOMException("The subscription was stopped", "AbortError");
+
+/**
  * One `subscription` request: its abort signal (the procedure's `signal`, aborted by
  * `subscription.stop` or the socket closing) and the loop that forwards what the procedure's async
  * iterable yields. An idle subscribed connection keeps one of these per stream, so it holds only
@@ -46,7 +53,7 @@ export class WsSubscription implements WsCall {
   }
 
   stop() {
-    this.controller.abort();
+    this.controller.abort(STOPPED_REASON);
   }
 
   /**
@@ -85,7 +92,7 @@ export class WsSubscription implements WsCall {
       host.respond({ id, jsonrpc, result: STOPPED });
     } catch (cause) {
       // A value the transformer could not serialize, or a `finally` that threw.
-      this.controller.abort();
+      this.controller.abort(STOPPED_REASON);
       host.reportError(cause, this);
       await iterator.return?.().catch(() => {});
     } finally {

@@ -52,6 +52,12 @@ export const connectStorm: Scenario = {
         { key: `${k}.failures`, label: `${name} failed`, unit: "count", better: "lower", table: measured },
         { key: `${k}.server-cpu`, label: `${name} server CPU per connect`, unit: "ms", better: "lower" },
         {
+          key: `${k}.close-cpu`,
+          label: `${name} server CPU per close (until idle)`,
+          unit: "ms",
+          better: "lower",
+        },
+        {
           key: `${k}.client-cpu`,
           label: `${name} load generator CPU per connect`,
           unit: "ms",
@@ -73,8 +79,10 @@ export const connectStorm: Scenario = {
           metrics,
           Object.fromEntries(Object.entries(result.metrics).map(([m, v]) => [`${k}.${m}`, v])),
         );
+      const closeBefore = rig.cpuTicks().server;
       await rig.closeConnections();
       await rig.settle();
+      if (k !== undefined) metrics[`${k}.close-cpu`] = ticksToMs(rig.cpuTicks().server - closeBefore) / n;
     }
     return { metrics, notes };
   },
