@@ -269,8 +269,12 @@ export class SubscriptionConnection {
       this.setState({ type: "state", state: "idle", error: null });
       return;
     }
-    const Impl = (this.options.webSocket ?? WebSocket) as unknown as new (url: string) => Socket;
-    const socket = new Impl(this.options.url);
+    const Impl = this.options.webSocket as unknown as (new (url: string) => Socket) | undefined;
+    // The server never negotiates permessage-deflate (server.ts): offering it would only cost every
+    // connect an extension object, a header and its parse.
+    const socket = Impl
+      ? new Impl(this.options.url)
+      : new WebSocket(this.options.url, { perMessageDeflate: false });
     this.socket = socket;
     const sendTogether = listen(socket, {
       open: () => {

@@ -12,6 +12,8 @@ import { type ChannelsClient, createChannelsClient, errorCode } from "../src/ind
 interface Connection {
   socket: WsSocket;
   url: string;
+  /** The upgrade request's Sec-WebSocket-Extensions header (what the client offered). */
+  extensions: string | undefined;
   /** Every parsed frame the client sent on this connection, in order (arrays flattened). */
   received: Array<Record<string, unknown>>;
   /** Text frames exactly as sent (for PING/PONG). */
@@ -39,7 +41,13 @@ async function startScriptedServer(): Promise<ScriptedServer> {
   await new Promise((resolve) => wss.once("listening", resolve));
   const connections: Connection[] = [];
   wss.on("connection", (socket, request) => {
-    const connection: Connection = { socket, url: request.url ?? "", received: [], raw: [] };
+    const connection: Connection = {
+      socket,
+      url: request.url ?? "",
+      extensions: request.headers["sec-websocket-extensions"],
+      received: [],
+      raw: [],
+    };
     connections.push(connection);
     socket.on("message", (data) => {
       const text = data.toString();
@@ -156,7 +164,7 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     return client;
   };
 
-  it("connects only once something subscribes, sends the token first, and the input through superjson", async () => {
+  it("connects only once something subscribes, offers no compression, sends the token first, and the input through superjson", async () => {
     const c = await start(() => "token-1");
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(server.connections).toHaveLength(0);
@@ -165,6 +173,8 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     const [request] = await server.subscriptionsOn(0);
     const connection = server.connections[0]!;
     expect(connection.url).toBe("/trpc?connectionParams=1");
+    // The server never takes permessage-deflate: an offer would only cost every connect.
+    expect(connection.extensions).toBeUndefined();
     expect(connection.received[0]).toEqual({
       method: "connectionParams",
       data: { token: "token-1", frames: "compact-1" },
