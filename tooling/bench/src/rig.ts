@@ -210,9 +210,9 @@ export class Rig {
   /**
    * Waits until the server(s) are idle (at most one clock tick of CPU in SETTLE_WINDOW_MS), so that
    * work left from an earlier phase (closing a thousand connections goes on after the clients see
-   * them closed) is not measured as the next phase's. Gives up after SETTLE_MAX_MS; the time waited.
+   * them closed) is not measured as the next phase's. Gives up after SETTLE_MAX_MS.
    */
-  async settle(): Promise<number> {
+  async settle(): Promise<void> {
     const started = Date.now();
     let last = this.cpuTicks().server;
     while (Date.now() - started < SETTLE_MAX_MS) {
@@ -221,7 +221,6 @@ export class Rig {
       if (now - last <= 1) break;
       last = now;
     }
-    return Date.now() - started;
   }
 
   async closeConnections() {
