@@ -73,7 +73,8 @@ export const connectStorm: Scenario = {
     for (const [i, { key: k, n, label }] of storms(options).entries()) {
       options.log(`${n} connections, concurrency ${CONCURRENCY}${label ? ` (${label})` : ""}`);
       const result = await storm(rig, i, n);
-      if (result.failures) notes.push(`${label || n} storm: ${result.failures} failed: ${result.firstError}`);
+      const { failures } = result.metrics;
+      if (failures) notes.push(`${label || n} storm: ${failures} failed: ${result.firstError}`);
       if (k !== undefined)
         Object.assign(
           metrics,
@@ -104,7 +105,6 @@ async function storm(rig: Rig, index: number, n: number) {
   const summary = summarize(result.times);
   const perConnect = (ticks: number) => ticksToMs(ticks) / n;
   return {
-    failures: result.failures,
     firstError: result.firstError,
     metrics: {
       p50: summary.p50,
