@@ -14,7 +14,17 @@ export interface PresenceEntry {
 export interface PresenceStore {
   /** Adds or refreshes entries (one round trip for many). */
   upsert(entries: ReadonlyArray<{ channelId: string; entry: PresenceEntry }>, ttlMs: number): Promise<void>;
-  remove(channelId: string, clientId: string): Promise<void>;
+  /**
+   * Adds or refreshes one entry as upsert does; true iff its user had no other live entry in the
+   * channel (a join to announce). The entry's own earlier copy does not count, so a refresh that
+   * overtook the join cannot hide it. Atomic: of concurrent joins of one user exactly one gets true.
+   */
+  join(channelId: string, entry: PresenceEntry, ttlMs: number): Promise<boolean>;
+  /**
+   * Removes the entry; true iff its user has no live entry left in the channel (a leave to
+   * announce), false for an unknown entry. Atomic: of concurrent leaves exactly one gets true.
+   */
+  leave(channelId: string, clientId: string): Promise<boolean>;
   /** Live entries of a channel (expired ones are never returned). */
   list(channelId: string): Promise<PresenceEntry[]>;
   /** Whether the user has a live entry in the channel; costs that user's entries, not the channel's. */
@@ -25,7 +35,7 @@ export interface PresenceStore {
 
 interface MemoryChannel {
   entries: Map<string, { entry: PresenceEntry; expiresAt: number }>;
-  /** userId -> clientIds, so userOnline looks at one user's entries instead of the channel's. */
+  /** userId -> clientIds, so join, leave and userOnline look at one user's entries, not the channel's. */
   clientsByUser: Map<string, Set<string>>;
 }
 
@@ -35,20 +45,22 @@ export class MemoryPresence implements PresenceStore {
 
   async upsert(entries: ReadonlyArray<{ channelId: string; entry: PresenceEntry }>, ttlMs: number) {
     const expiresAt = Date.now() + ttlMs;
-    for (const { channelId, entry } of entries) {
-      const channel = this.channels.get(channelId) ?? { entries: new Map(), clientsByUser: new Map() };
-      this.channels.set(channelId, channel);
-      channel.entries.set(entry.clientId, { entry, expiresAt });
-      const clients = channel.clientsByUser.get(entry.userId) ?? new Set<string>();
-      channel.clientsByUser.set(entry.userId, clients);
-      clients.add(entry.clientId);
-    }
+    for (const { channelId, entry } of entries) this.add(channelId, entry, expiresAt);
   }
 
-  async remove(channelId: string, clientId: string) {
+  async join(channelId: string, entry: PresenceEntry, ttlMs: number) {
+    const now = Date.now();
+    const wasOnline = this.online(this.channels.get(channelId), entry.userId, now, entry.clientId);
+    this.add(channelId, entry, now + ttlMs);
+    return !wasOnline;
+  }
+
+  async leave(channelId: string, clientId: string) {
     const channel = this.channels.get(channelId);
     const item = channel?.entries.get(clientId);
-    if (channel && item) this.drop(channelId, channel, item.entry);
+    if (!channel || !item) return false;
+    this.drop(channelId, channel, item.entry);
+    return !this.online(channel, item.entry.userId, Date.now());
   }
 
   async list(channelId: string) {
@@ -59,12 +71,7 @@ export class MemoryPresence implements PresenceStore {
   }
 
   async userOnline(channelId: string, userId: string) {
-    const channel = this.channels.get(channelId);
-    const now = Date.now();
-    for (const clientId of channel?.clientsByUser.get(userId) ?? []) {
-      if (channel!.entries.get(clientId)!.expiresAt > now) return true;
-    }
-    return false;
+    return this.online(this.channels.get(channelId), userId, Date.now());
   }
 
   async sweep(channelId: string) {
@@ -78,6 +85,22 @@ export class MemoryPresence implements PresenceStore {
       expired.push(item.entry);
     }
     return expired;
+  }
+
+  private online(channel: MemoryChannel | undefined, userId: string, now: number, exceptClientId?: string) {
+    for (const clientId of channel?.clientsByUser.get(userId) ?? []) {
+      if (clientId !== exceptClientId && channel!.entries.get(clientId)!.expiresAt > now) return true;
+    }
+    return false;
+  }
+
+  private add(channelId: string, entry: PresenceEntry, expiresAt: number) {
+    const channel = this.channels.get(channelId) ?? { entries: new Map(), clientsByUser: new Map() };
+    this.channels.set(channelId, channel);
+    channel.entries.set(entry.clientId, { entry, expiresAt });
+    const clients = channel.clientsByUser.get(entry.userId) ?? new Set<string>();
+    channel.clientsByUser.set(entry.userId, clients);
+    clients.add(entry.clientId);
   }
 
   private drop(channelId: string, channel: MemoryChannel, entry: PresenceEntry) {

@@ -3,10 +3,11 @@ import type { PresenceEntry, PresenceStore } from "./presence.ts";
 
 /**
  * Per channel: a hash clientId -> entry JSON and a sorted set clientId -> expiry (ms); per channel
- * and user, a set of the user's clientIds, so userOnline reads one user's entries, not the channel.
- * Removes and sweeps run in Lua, so two instances never both report one expiry and the user sets
- * never lag the hash. The scripts build user keys from entries' userIds (after the prefix in
- * ARGV[2]): they share the channel's hash tag, so they stay on the channel's cluster slot.
+ * and user, a set of the user's clientIds, so joins, leaves and userOnline read one user's entries,
+ * not the channel. Joins, leaves and sweeps run in Lua, so of two instances only one announces a
+ * user's join or leave or reports an expiry, and the user sets never lag the hash. Leaves and
+ * sweeps build user keys from entries' userIds (after the prefix in ARGV[2]): they share the
+ * channel's hash tag, so they stay on the channel's cluster slot.
  */
 const SWEEP = `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
@@ -20,21 +21,49 @@ end
 return entries
 `;
 
-const REMOVE = `
+/** Whether the user has a live entry; a join leaves out the joining entry's own copy. */
+const ONLINE = `
+local function online(expiries, clients, now, exceptClientId)
+  for _, clientId in ipairs(redis.call('SMEMBERS', clients)) do
+    if clientId ~= exceptClientId then
+      local expiresAt = redis.call('ZSCORE', expiries, clientId)
+      if expiresAt and tonumber(expiresAt) > tonumber(now) then return true end
+    end
+  end
+  return false
+end
+`;
+
+/** KEYS: hash, expiries, user's clientIds. ARGV: now, expiresAt, clientId, entry JSON, key TTL. */
+const JOIN = `${ONLINE}
+local wasOnline = online(KEYS[2], KEYS[3], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[3])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+return wasOnline and 0 or 1
+`;
+
+/** KEYS: hash, expiries. ARGV: clientId, user key prefix, now. */
+const LEAVE = `${ONLINE}
 local json = redis.call('HGET', KEYS[1], ARGV[1])
-if json then redis.call('SREM', ARGV[2] .. cjson.decode(json).userId, ARGV[1]) end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+if not json then return 0 end
+local clients = ARGV[2] .. cjson.decode(json).userId
+redis.call('SREM', clients, ARGV[1])
+return online(KEYS[2], clients, ARGV[3]) and 0 or 1
 `;
 
-const USER_ONLINE = `
-for _, clientId in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local expiresAt = redis.call('ZSCORE', KEYS[2], clientId)
-  if expiresAt and tonumber(expiresAt) > tonumber(ARGV[1]) then return 1 end
-end
-return 0
+/** KEYS: expiries, user's clientIds. ARGV: now. */
+const USER_ONLINE = `${ONLINE}
+return online(KEYS[1], KEYS[2], ARGV[1]) and 1 or 0
 `;
 
+/**
+ * The keys outlive their newest entry by a minute (so sweeps still see expiries and report the
+ * leaves), then an abandoned channel cleans itself up.
+ */
 const KEY_GRACE_MS = 60_000;
 
 export class RedisPresence implements PresenceStore {
@@ -51,27 +80,52 @@ export class RedisPresence implements PresenceStore {
     return `${this.prefix}presence-user:{${channelId}}:`;
   }
 
+  /** The hash, the expiries and the user's set of clientIds: every key one entry lives in. */
+  private entryKeys(channelId: string, userId: string): [string, string, string] {
+    return [...this.keys(channelId), this.userKeyPrefix(channelId) + userId];
+  }
+
   async upsert(entries: ReadonlyArray<{ channelId: string; entry: PresenceEntry }>, ttlMs: number) {
     if (entries.length === 0) return;
     const expiresAt = Date.now() + ttlMs;
     const pipeline = this.client.pipeline();
     for (const { channelId, entry } of entries) {
-      const [hash, expiries] = this.keys(channelId);
-      const userClients = this.userKeyPrefix(channelId) + entry.userId;
+      const [hash, expiries, userClients] = this.entryKeys(channelId, entry.userId);
       // Expiry first: a sweep racing a refresh then either took the entry before it (and the rest
       // re-adds it whole) or sees it live and leaves it alone, never half of it.
       pipeline.zadd(expiries, expiresAt, entry.clientId);
       pipeline.hset(hash, entry.clientId, JSON.stringify(entry));
       pipeline.sadd(userClients, entry.clientId);
-      // The keys outlive their newest entry by a minute (so sweeps still see expiries and report the
-      // leaves), then an abandoned channel cleans itself up.
       for (const key of [expiries, hash, userClients]) pipeline.pexpire(key, ttlMs + KEY_GRACE_MS);
     }
     await pipeline.exec();
   }
 
-  async remove(channelId: string, clientId: string) {
-    await this.client.eval(REMOVE, 2, ...this.keys(channelId), clientId, this.userKeyPrefix(channelId));
+  async join(channelId: string, entry: PresenceEntry, ttlMs: number) {
+    const now = Date.now();
+    const joined = await this.client.eval(
+      JOIN,
+      3,
+      ...this.entryKeys(channelId, entry.userId),
+      now,
+      now + ttlMs,
+      entry.clientId,
+      JSON.stringify(entry),
+      ttlMs + KEY_GRACE_MS,
+    );
+    return joined === 1;
+  }
+
+  async leave(channelId: string, clientId: string) {
+    const left = await this.client.eval(
+      LEAVE,
+      2,
+      ...this.keys(channelId),
+      clientId,
+      this.userKeyPrefix(channelId),
+      Date.now(),
+    );
+    return left === 1;
   }
 
   async list(channelId: string) {
@@ -88,9 +142,8 @@ export class RedisPresence implements PresenceStore {
   }
 
   async userOnline(channelId: string, userId: string) {
-    const [, expiries] = this.keys(channelId);
-    const userClients = this.userKeyPrefix(channelId) + userId;
-    return (await this.client.eval(USER_ONLINE, 2, userClients, expiries, Date.now())) === 1;
+    const [, expiries, userClients] = this.entryKeys(channelId, userId);
+    return (await this.client.eval(USER_ONLINE, 2, expiries, userClients, Date.now())) === 1;
   }
 
   async sweep(channelId: string) {

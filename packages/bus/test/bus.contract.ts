@@ -91,10 +91,13 @@ export function busContract(name: string, open: () => Promise<Bus>) {
       });
       const channel = () => `presence-${Math.random()}`;
       /** One entry of `userId` in `ch`, live for `ttlMs`. */
-      const join = (ch: string, clientId: string, userId: string, ttlMs: number) =>
+      const upsert = (ch: string, clientId: string, userId: string, ttlMs: number) =>
         bus.presence.upsert([{ channelId: ch, entry: entry(clientId, userId) }], ttlMs);
+      /** Joins one entry of `userId` to `ch`; true when it is the user's join. */
+      const join = (ch: string, clientId: string, userId: string, ttlMs = 10_000) =>
+        bus.presence.join(ch, entry(clientId, userId), ttlMs);
 
-      it("lists live entries and forgets removed ones", async () => {
+      it("lists live entries and forgets ones that left", async () => {
         const ch = channel();
         await bus.presence.upsert(
           [
@@ -104,14 +107,14 @@ export function busContract(name: string, open: () => Promise<Bus>) {
           10_000,
         );
         expect((await bus.presence.list(ch)).map((e) => e.clientId).sort()).toEqual(["a", "b"]);
-        await bus.presence.remove(ch, "a");
+        await bus.presence.leave(ch, "a");
         expect(await bus.presence.list(ch)).toEqual([entry("b", "u2")]);
       });
 
       it("expires entries that are not refreshed, and a sweep reports each expiry once", async () => {
         const ch = channel();
-        await join(ch, "gone", "u1", 50);
-        await join(ch, "kept", "u1", 10_000);
+        await upsert(ch, "gone", "u1", 50);
+        await upsert(ch, "kept", "u1", 10_000);
         await sleep(120);
         expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["kept"]);
         expect(await bus.presence.sweep(ch)).toEqual([entry("gone")]);
@@ -120,60 +123,107 @@ export function busContract(name: string, open: () => Promise<Bus>) {
 
       it("a refresh keeps an entry alive past its first TTL", async () => {
         const ch = channel();
-        await join(ch, "c", "u1", 100);
+        await upsert(ch, "c", "u1", 100);
         await sleep(60);
-        await join(ch, "c", "u1", 100);
+        await upsert(ch, "c", "u1", 100);
         await sleep(60);
         expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["c"]);
+      });
+
+      it("join: true for a user's first entry, false for their second device, per user and channel", async () => {
+        const ch = channel();
+        expect(await join(ch, "phone", "u1")).toBe(true);
+        expect(await join(ch, "laptop", "u1")).toBe(false);
+        expect(await join(ch, "other", "u2")).toBe(true);
+        expect(await join(channel(), "elsewhere", "u1")).toBe(true);
+        expect((await bus.presence.list(ch)).map((e) => e.clientId).sort()).toEqual([
+          "laptop",
+          "other",
+          "phone",
+        ]);
+      });
+
+      it("join: true again once the user's only entry expired, before and after a sweep", async () => {
+        const ch = channel();
+        expect(await join(ch, "gone", "u1", 50)).toBe(true);
+        expect(await join(ch, "kept", "u2")).toBe(true);
+        await sleep(120);
+        expect(await join(ch, "gone", "u1", 50)).toBe(true);
+        await sleep(120);
+        expect(await bus.presence.sweep(ch)).toEqual([entry("gone", "u1")]);
+        expect(await join(ch, "back", "u1")).toBe(true);
+      });
+
+      it("join: a re-join refreshes the entry, and the entry's own earlier copy does not count", async () => {
+        const ch = channel();
+        await join(ch, "other", "u2");
+        expect(await join(ch, "phone", "u1")).toBe(true);
+        expect(await join(ch, "laptop", "u1", 50)).toBe(false);
+        expect(await join(ch, "laptop", "u1")).toBe(false);
+        expect(await bus.presence.leave(ch, "phone")).toBe(false);
+        expect(await join(ch, "laptop", "u1")).toBe(true);
+        await sleep(120);
+        expect((await bus.presence.list(ch)).map((e) => e.clientId).sort()).toEqual(["laptop", "other"]);
+        expect(await bus.presence.leave(ch, "laptop")).toBe(true);
+      });
+
+      it("leave: false while another of the user's entries is live, true for the last, false if unknown", async () => {
+        const ch = channel();
+        await join(ch, "phone", "u1");
+        await join(ch, "laptop", "u1");
+        await join(ch, "other", "u2");
+        expect(await bus.presence.leave(ch, "phone")).toBe(false);
+        expect(await bus.presence.leave(ch, "laptop")).toBe(true);
+        expect(await bus.presence.leave(ch, "laptop")).toBe(false);
+        expect(await bus.presence.leave(ch, "never")).toBe(false);
+        expect(await bus.presence.leave(channel(), "other")).toBe(false);
+        expect((await bus.presence.list(ch)).map((e) => e.clientId)).toEqual(["other"]);
+        expect(await bus.presence.leave(ch, "other")).toBe(true);
+      });
+
+      it("leave: true when the user's other entry has expired", async () => {
+        const ch = channel();
+        await join(ch, "gone", "u1", 50);
+        await join(ch, "kept", "u1");
+        await sleep(120);
+        expect(await bus.presence.leave(ch, "kept")).toBe(true);
+      });
+
+      it("of concurrent joins of one user exactly one is the join, and of concurrent leaves one the leave", async () => {
+        for (let round = 0; round < 20; round++) {
+          const ch = channel();
+          const joins = await Promise.all([join(ch, "phone", "u1"), join(ch, "laptop", "u1")]);
+          expect(joins.filter(Boolean)).toHaveLength(1);
+          const leaves = await Promise.all([
+            bus.presence.leave(ch, "phone"),
+            bus.presence.leave(ch, "laptop"),
+          ]);
+          expect(leaves.filter(Boolean)).toHaveLength(1);
+          expect(await bus.presence.list(ch)).toEqual([]);
+        }
       });
 
       it("userOnline: false for an unknown channel or user, true once the user has an entry", async () => {
         const ch = channel();
         const user = `solo-${Math.random()}`;
         expect(await bus.presence.userOnline(ch, user)).toBe(false);
-        await join(ch, "a", user, 10_000);
+        await upsert(ch, "a", user, 10_000);
         expect(await bus.presence.userOnline(ch, user)).toBe(true);
         expect(await bus.presence.userOnline(ch, "u2")).toBe(false);
         expect(await bus.presence.userOnline(channel(), user)).toBe(false);
-      });
-
-      it("userOnline: true while any of the user's entries is left, counting only that user's", async () => {
-        const ch = channel();
-        await bus.presence.upsert(
-          [
-            { channelId: ch, entry: entry("phone", "u1") },
-            { channelId: ch, entry: entry("laptop", "u1") },
-            { channelId: ch, entry: entry("other", "u2") },
-          ],
-          10_000,
-        );
-        await bus.presence.remove(ch, "phone");
-        expect(await bus.presence.userOnline(ch, "u1")).toBe(true);
-        await bus.presence.remove(ch, "laptop");
-        expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
-        expect(await bus.presence.userOnline(ch, "u2")).toBe(true);
+        await bus.presence.leave(ch, "a");
+        expect(await bus.presence.userOnline(ch, user)).toBe(false);
       });
 
       it("userOnline: false once the user's only entry expired, before and after a sweep", async () => {
         const ch = channel();
-        await join(ch, "gone", "u1", 50);
-        await join(ch, "kept", "u2", 10_000);
+        await upsert(ch, "gone", "u1", 50);
+        await upsert(ch, "kept", "u2", 10_000);
         await sleep(120);
         expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
         expect(await bus.presence.sweep(ch)).toEqual([entry("gone", "u1")]);
         expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
         expect(await bus.presence.userOnline(ch, "u2")).toBe(true);
-      });
-
-      it("userOnline: a re-upsert of the same client refreshes it and is still one entry", async () => {
-        const ch = channel();
-        await join(ch, "other", "u2", 10_000);
-        await join(ch, "c", "u1", 50);
-        await join(ch, "c", "u1", 10_000);
-        await sleep(120);
-        expect(await bus.presence.userOnline(ch, "u1")).toBe(true);
-        await bus.presence.remove(ch, "c");
-        expect(await bus.presence.userOnline(ch, "u1")).toBe(false);
       });
     });
 

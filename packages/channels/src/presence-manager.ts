@@ -79,19 +79,19 @@ export class PresenceManager {
     const entries = this.local.get(channelId) ?? new Map<string, PresenceEntry>();
     this.local.set(channelId, entries);
     this.names.set(channelId, channelName);
-    await this.bestEffort(async () => {
-      const wasOnline = await this.bus.presence.userOnline(channelId, userId);
-      entries.set(entry.clientId, entry);
-      await this.bus.presence.upsert([{ channelId, entry }], this.ttlMs);
-      if (!wasOnline) await this.announce(channelId, "join", userId);
-    });
+    // Here before the round trip, so the channel's last other connection leaving meanwhile cannot
+    // drop this map; a refresh publishing the entry first is fine (join ignores the entry's copy).
     entries.set(entry.clientId, entry);
+    await this.bestEffort(async () => {
+      if (await this.bus.presence.join(channelId, entry, this.ttlMs))
+        await this.announce(channelId, "join", userId);
+    });
     return async () => {
       entries.delete(entry.clientId);
       if (entries.size === 0) this.local.delete(channelId);
       await this.bestEffort(async () => {
-        await this.bus.presence.remove(channelId, entry.clientId);
-        await this.leaveUnlessOnline(channelId, userId);
+        if (await this.bus.presence.leave(channelId, entry.clientId))
+          await this.announce(channelId, "leave", userId);
       });
     };
   }
