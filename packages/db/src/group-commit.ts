@@ -31,25 +31,33 @@ export interface GroupCommitStats {
 class BatchNotApplicable extends Error {}
 
 /**
- * Group commit of appends, per channel. One channel's appends serialize on its row lock, each holding it
- * until its commit is durable, so a channel takes at most one append per commit (~1-2 ms on Postgres with
- * fsync). While one commit of a channel is in flight, the appends that arrive for it wait and then go
- * together: one transaction, one head bump and one multi-row insert per run of appends from the same actor
- * (row level security checks each run as its own sender), one commit. Nobody waits for a timer: an
- * append to an idle channel starts its transaction at the end of the event loop's current turn
- * (setImmediate), together with whatever other appends of the channel that turn's requests made. On
- * PGlite this is what lets appends go together at all: a whole PGlite transaction runs in one turn, as
- * synchronous WebAssembly calls chained by microtasks, so no second request is read while it runs and
- * none would ever be waiting for it.
+ * Group commit of appends, across channels. One channel's appends serialize on its row lock, each holding
+ * it until its commit is durable, so a channel takes at most one append per commit (~1-2 ms on Postgres
+ * with fsync). Appends go together instead: what the event loop's current turn asked for, on any number
+ * of channels, becomes one transaction (one head bump and one multi-row insert per channel and run of
+ * appends from the same actor, row level security checking each run as its own sender) and one commit.
+ * Nobody waits for a timer: the transaction starts at the end of the turn (setImmediate). A channel whose
+ * commit is in flight sits out until it is durable, and what arrived for it meanwhile goes in the next
+ * transaction, started as soon as that commit is. On PGlite this is what lets appends go together at all:
+ * a whole PGlite transaction runs in one turn, as synchronous WebAssembly calls chained by microtasks, so
+ * no second request is read while it runs and none would ever be waiting for it.
  *
- * Each append still resolves only once its row is committed, in seq order. Whatever a batch cannot do
- * (the channel has webhooks and needs the outbox, an idempotency key raced in from another instance, a
- * sender the database refuses) rolls the whole batch back and its appends are retried one by one through
- * `appendOne`, so every caller gets exactly the outcome it would have had alone.
+ * Many weddings at once is the case it is for: one append per channel at a time, on many channels, paid a
+ * transaction each (on PGlite BEGIN, the actor statement and COMMIT cost more than the insert itself).
+ * Channels are bumped in id order, so two instances' transactions lock shared channels in the same order
+ * and never deadlock on each other.
+ *
+ * Each append still resolves only once its row is committed, a channel's in seq order. Whatever a batch
+ * cannot do (a channel has webhooks and needs the outbox, an idempotency key raced in from another
+ * instance, a sender the database refuses) rolls the whole batch back and its appends are retried one by
+ * one through `appendOne`, so every caller gets exactly the outcome it would have had alone.
  */
 export class GroupCommit {
-  /** Appends waiting for their channel's commit in flight; a channel is here only while one is. */
+  /** Appends not yet in a transaction, by channel, in arrival order. */
   private readonly waiting = new Map<string, PendingAppend[]>();
+  /** Channels whose commit is in flight: their new appends wait for the next transaction. */
+  private readonly committing = new Set<string>();
+  private flushScheduled = false;
   readonly stats: GroupCommitStats = { batches: 0, batchedAppends: 0, fallbacks: 0 };
 
   constructor(
@@ -57,76 +65,113 @@ export class GroupCommit {
     private readonly appendOne: (actor: StoreActor, input: AppendMessage) => Promise<AppendResult>,
     /** True when the channel is believed to have webhooks: those appends need the outbox path. */
     private readonly hasWebhooks: (channelId: string) => boolean,
+    /** Most appends per transaction. */
     private readonly maxBatch = 500,
   ) {}
 
   append(actor: StoreActor, input: AppendMessage): Promise<AppendResult> {
-    const queued = this.waiting.get(input.channelId) ?? this.startQueue(input.channelId);
+    const { channelId } = input;
+    let queued = this.waiting.get(channelId);
+    if (!queued) {
+      queued = [];
+      this.waiting.set(channelId, queued);
+    }
+    if (!this.committing.has(channelId) && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
     return new Promise((resolve, reject) => queued.push({ actor, input, resolve, reject }));
   }
 
-  /** An idle channel's queue: it drains at the end of this turn (see the class comment). */
-  private startQueue(channelId: string) {
-    const queued: PendingAppend[] = [];
-    this.waiting.set(channelId, queued);
-    setImmediate(() => void this.drain(channelId));
-    return queued;
+  /** Starts a transaction with what waits on channels that have no commit in flight. */
+  private flush() {
+    this.flushScheduled = false;
+    const batch = this.takeBatch();
+    if (batch.size === 0) return;
+    for (const channelId of batch.keys()) this.committing.add(channelId);
+    void this.commit(batch).finally(() => {
+      for (const channelId of batch.keys()) this.committing.delete(channelId);
+      this.flush();
+    });
   }
 
-  /** Commits what queued behind the previous commit, batch after batch, until nothing waits. */
-  private async drain(channelId: string): Promise<void> {
-    for (;;) {
-      const queued = this.waiting.get(channelId);
-      if (!queued || queued.length === 0) {
-        this.waiting.delete(channelId);
-        return;
+  /** Up to maxBatch appends, whole channels' queues first, by channel in id order. */
+  private takeBatch(): Map<string, PendingAppend[]> {
+    const ready = [...this.waiting.keys()].filter((channelId) => !this.committing.has(channelId)).sort();
+    const batch = new Map<string, PendingAppend[]>();
+    let room = this.maxBatch;
+    for (const channelId of ready) {
+      if (room === 0) {
+        // The rest go in the transaction after this one.
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+        break;
       }
-      const batch = queued.splice(0, this.maxBatch);
-      await this.commit(channelId, batch);
+      const queued = this.waiting.get(channelId) as PendingAppend[];
+      const taken = queued.splice(0, room);
+      room -= taken.length;
+      if (queued.length === 0) this.waiting.delete(channelId);
+      batch.set(channelId, taken);
     }
+    return batch;
   }
 
-  private async commit(channelId: string, batch: PendingAppend[]): Promise<void> {
-    if (batch.length > 1 && !this.hasWebhooks(channelId)) {
-      const [first] = batch;
+  /** Channels believed to have webhooks go one by one (the outbox path); the rest in one transaction. */
+  private async commit(batch: Map<string, PendingAppend[]>): Promise<void> {
+    const together = new Map<string, PendingAppend[]>();
+    const alone: PendingAppend[] = [];
+    for (const [channelId, appends] of batch) {
+      if (this.hasWebhooks(channelId)) alone.push(...appends);
+      else together.set(channelId, appends);
+    }
+    const appends = [...together.values()].flat();
+    if (appends.length > 1) {
+      const [first] = appends;
       const results = await transactionAs(this.db, (first as PendingAppend).actor, (tx) =>
-        commitBatch(tx, channelId, batch),
+        commitBatch(tx, together),
       )
         // Retried one by one below: each append gets its own outcome, errors included.
         .catch(() => undefined);
       if (results) {
         this.stats.batches += 1;
-        this.stats.batchedAppends += batch.length;
-        for (const [i, pending] of batch.entries()) pending.resolve(results[i] as AppendResult);
-        return;
+        this.stats.batchedAppends += appends.length;
+        for (const [i, pending] of appends.entries()) pending.resolve(results[i] as AppendResult);
+      } else {
+        this.stats.fallbacks += 1;
+        alone.unshift(...appends);
       }
-      this.stats.fallbacks += 1;
+    } else {
+      alone.unshift(...appends);
     }
-    for (const pending of batch) {
+    for (const pending of alone) {
       await this.appendOne(pending.actor, pending.input).then(pending.resolve, pending.reject);
     }
   }
 }
 
-/** The batch in one transaction; results in batch order. Throws to roll back when it cannot apply. */
-async function commitBatch(
-  tx: Transaction,
-  channelId: string,
-  batch: PendingAppend[],
-): Promise<AppendResult[]> {
+/**
+ * The batch in one transaction, channel by channel; results in the batch's order. Throws to roll back
+ * when it cannot apply.
+ */
+async function commitBatch(tx: Transaction, batch: Map<string, PendingAppend[]>): Promise<AppendResult[]> {
   const results: AppendResult[] = [];
-  for (const [i, run] of runsByActor(batch).entries()) {
-    const [first] = run;
-    if (!first) continue;
-    // The first run's actor statement opened the transaction (transactionAs).
-    if (i > 0) await tx.execute(actorStatement(first.actor));
-    results.push(
-      ...(await insertRun(
-        tx,
-        channelId,
-        run.map((pending) => pending.input),
-      )),
-    );
+  // The first run's actor statement opened the transaction (transactionAs).
+  let actorKey = settingsKey((batch.values().next().value as PendingAppend[])[0]!.actor);
+  for (const [channelId, appends] of batch) {
+    for (const run of runsByActor(appends)) {
+      const [first] = run;
+      if (!first) continue;
+      const key = settingsKey(first.actor);
+      if (key !== actorKey) await tx.execute(actorStatement(first.actor));
+      actorKey = key;
+      results.push(
+        ...(await insertRun(
+          tx,
+          channelId,
+          run.map((pending) => pending.input),
+        )),
+      );
+    }
   }
   return results;
 }

@@ -7,7 +7,8 @@ import { onEachDatabase, type SuiteDatabase } from "./each-database.ts";
 import { appendInput, coupleDashboard } from "./fixtures.ts";
 
 /**
- * Appends that arrive while their channel's commit is in flight are committed together. Callers must not
+ * Appends made in one turn, on one channel or many, and those that arrive while their channel's commit is
+ * in flight, are committed together. Callers must not
  * be able to tell: every append resolves with its own row (or its own error), seqs stay gap-free and in
  * arrival order, idempotency keys still dedupe, and webhooks still get every message.
  */
@@ -60,6 +61,73 @@ onEachDatabase("group commit", (name, open) => {
       expect(stores.appendStats.batchedAppends - before.batchedAppends).toBe(40);
       expect(stores.appendStats.batches - before.batches).toBe(1);
       expect(stores.appendStats.fallbacks).toBe(before.fallbacks);
+    });
+
+    it("appends to many channels made in one turn commit in one transaction, each channel gap-free", async () => {
+      const weddings = await Promise.all(Array.from({ length: 8 }, () => dashboard()));
+      const before = { ...stores.appendStats };
+      const results = await Promise.all(
+        weddings.flatMap(({ channel, coupleId }) =>
+          Array.from({ length: 3 }, (_, n) =>
+            stores.as(couple("amy", coupleId)).appendMessage(input(channel.id, "amy", n)),
+          ),
+        ),
+      );
+      expect(results.map((r) => r.message.seq)).toEqual(weddings.flatMap(() => [1, 2, 3]));
+      for (const [w, { channel }] of weddings.entries()) {
+        expect(results.slice(w * 3, w * 3 + 3).every((r) => r.message.channelId === channel.id)).toBe(true);
+        expect(await stored(channel.id)).toEqual([0, 1, 2].map((n) => ({ seq: n + 1, n })));
+      }
+      expect(stores.appendStats.batches - before.batches).toBe(1);
+      expect(stores.appendStats.batchedAppends - before.batchedAppends).toBe(24);
+      expect(stores.appendStats.fallbacks).toBe(before.fallbacks);
+    });
+
+    it("a sender refused on one channel fails alone; the other channels of its batch are stored", async () => {
+      const [mine, theirs] = [await dashboard(), await dashboard()];
+      const amy = stores.as(couple("amy", mine.coupleId));
+      const bob = stores.as(couple("bob", theirs.coupleId));
+      const before = { ...stores.appendStats };
+      const outcomes = await Promise.allSettled([
+        amy.appendMessage(input(mine.channel.id, "amy", 0)),
+        bob.appendMessage(input(theirs.channel.id, "bob", 1)),
+        amy.appendMessage(input(theirs.channel.id, "amy", 2)),
+        bob.appendMessage(input(theirs.channel.id, "bob", 3)),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+      expect((outcomes[2] as PromiseRejectedResult).reason).toBeInstanceOf(ChannelUnavailableError);
+      expect(await stored(mine.channel.id)).toEqual([{ seq: 1, n: 0 }]);
+      expect(await stored(theirs.channel.id)).toEqual([
+        { seq: 1, n: 1 },
+        { seq: 2, n: 3 },
+      ]);
+      expect(stores.appendStats.fallbacks).toBe(before.fallbacks + 1);
+    });
+
+    it("a channel with webhooks goes alone; the other channels of the turn still commit together", async () => {
+      const [hooked, plain, other] = [await dashboard(), await dashboard(), await dashboard()];
+      const owner = stores.as(couple("amy", hooked.coupleId));
+      const hook = await owner.addWebhook({
+        channelId: hooked.channel.id,
+        url: "https://hooks.example/in",
+        secret: "s",
+        createdBy: "amy",
+      });
+      const before = { ...stores.appendStats };
+      await Promise.all([
+        owner.appendMessage(input(hooked.channel.id, "amy", 0)),
+        stores.as(couple("amy", plain.coupleId)).appendMessage(input(plain.channel.id, "amy", 1)),
+        stores.as(couple("amy", other.coupleId)).appendMessage(input(other.channel.id, "amy", 2)),
+        owner.appendMessage(input(hooked.channel.id, "amy", 3)),
+      ]);
+      const outbox = await stores.as(SERVICE_ACTOR).listWebhookOutbox(hook.id);
+      expect(outbox.map((row) => row.seq).sort((a, b) => a - b)).toEqual([1, 2]);
+      expect(await stored(hooked.channel.id)).toEqual([
+        { seq: 1, n: 0 },
+        { seq: 2, n: 3 },
+      ]);
+      expect(stores.appendStats.batches - before.batches).toBe(1);
+      expect(stores.appendStats.batchedAppends - before.batchedAppends).toBe(2);
     });
 
     it("idempotency keys dedupe inside a batch and against what is stored", async () => {

@@ -1,4 +1,3 @@
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChannelStore } from "../src/channel-store.ts";
 import { type DatabaseHandle, openDatabase } from "../src/client.ts";
@@ -6,33 +5,30 @@ import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { appendInput, coupleDashboard } from "./fixtures.ts";
 import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
+import { RowLocks } from "./row-locks.ts";
 
 const adminUrl = postgresUrlForTests("webhook race: postgres");
 
 /**
- * Appends and webhook changes both serialize on the channel row. These tests order them deterministically: a
- * separate connection holds that row's lock while the operations queue up behind it (first come, first
- * served), then lets them go. Two stores on separate pools stand for two server instances.
+ * Appends and webhook changes both serialize on the channel row; RowLocks orders them deterministically.
+ * Two stores on separate pools stand for two server instances.
  */
 describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
   let fresh: FreshPostgres;
   let handles: DatabaseHandle[] = [];
   let a: ChannelStore;
   let b: ChannelStore;
-  let locker: postgres.Sql;
-  let observer: postgres.Sql;
+  let locks: RowLocks;
 
   beforeAll(async () => {
     fresh = await createFreshDatabase(adminUrl!, "channels_webhook_race");
     handles = [await openDatabase({ url: fresh.url }), await openDatabase({ url: fresh.url })];
     a = new DrizzleChannelStores(handles[0]!.db).as(SERVICE_ACTOR);
     b = new DrizzleChannelStores(handles[1]!.db).as(SERVICE_ACTOR);
-    locker = postgres(fresh.url, { max: 1, onnotice: () => {} });
-    observer = postgres(fresh.url, { max: 1, onnotice: () => {} });
+    locks = new RowLocks(fresh.url);
   });
   afterAll(async () => {
-    await locker?.end();
-    await observer?.end();
+    await locks?.end();
     for (const handle of handles) await handle.close();
     await fresh?.drop();
   });
@@ -44,42 +40,18 @@ describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
   const queuedSeqs = async (webhookId: string) =>
     (await a.listWebhookOutbox(webhookId)).map((r) => r.seq).sort((x, y) => x - y);
 
-  /** Holds the channel row's lock (as an append does) in an open transaction until released. */
-  async function holdChannelRow(channelId: string) {
-    const reserved = await locker.reserve();
-    await reserved`begin`;
-    await reserved`select 1 from websocket_channels where id = ${channelId} for no key update`;
-    return async () => {
-      await reserved`commit`;
-      reserved.release();
-    };
-  }
-
-  /** Resolves once `n` backends of the test database wait for a lock, i.e. have queued behind the holder. */
-  async function lockWaiters(n: number) {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const [row] = await observer<{ n: number }[]>`
-        select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`;
-      if ((row?.n ?? 0) >= n) return;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} lock waiters`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
   for (const adder of ["this instance", "another instance"] as const) {
     it(`an append that waited for the channel row behind addWebhook (${adder}) is queued for the new webhook`, async () => {
       const ch = await newChannel();
       const first = await addWebhook(a, ch.id); // a now knows the channel has webhooks
       await append(a, ch.id);
 
-      const release = await holdChannelRow(ch.id);
+      const release = await locks.holdChannelRow(ch.id);
       const adding = addWebhook(adder === "this instance" ? a : b, ch.id, "https://second.example/in");
-      await lockWaiters(1);
+      await locks.waiters(1);
       // Starts before the webhook commits, stores its message after: it must be queued for both webhooks.
       const appending = append(a, ch.id);
-      await lockWaiters(2);
+      await locks.waiters(2);
       await release();
 
       const second = await adding;
@@ -92,11 +64,11 @@ describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
 
   it("an append to a channel without webhooks that waited behind addWebhook is queued for it", async () => {
     const ch = await newChannel();
-    const release = await holdChannelRow(ch.id);
+    const release = await locks.holdChannelRow(ch.id);
     const adding = addWebhook(b, ch.id);
-    await lockWaiters(1);
+    await locks.waiters(1);
     const appending = append(a, ch.id);
-    await lockWaiters(2);
+    await locks.waiters(2);
     await release();
 
     const hook = await adding;
@@ -106,11 +78,11 @@ describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
 
   it("an append that got the channel row before addWebhook is not queued; the next one is", async () => {
     const ch = await newChannel();
-    const release = await holdChannelRow(ch.id);
+    const release = await locks.holdChannelRow(ch.id);
     const appending = append(a, ch.id);
-    await lockWaiters(1);
+    await locks.waiters(1);
     const adding = addWebhook(b, ch.id);
-    await lockWaiters(2);
+    await locks.waiters(2);
     await release();
 
     const hook = await adding;
@@ -124,11 +96,11 @@ describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
     const [gone, kept] = [await addWebhook(a, ch.id), await addWebhook(a, ch.id, "https://kept.example/in")];
     await append(a, ch.id);
 
-    const release = await holdChannelRow(ch.id);
+    const release = await locks.holdChannelRow(ch.id);
     const appending = append(a, ch.id);
-    await lockWaiters(1);
+    await locks.waiters(1);
     const removing = b.removeWebhook(ch.id, gone.id);
-    await lockWaiters(2);
+    await locks.waiters(2);
     await release();
 
     const [appended, removed] = await Promise.allSettled([appending, removing]);

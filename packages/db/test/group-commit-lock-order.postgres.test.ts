@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DatabaseHandle, openDatabase } from "../src/client.ts";
+import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
+import { SERVICE_ACTOR } from "../src/store-actor.ts";
+import { appendInput, coupleDashboard } from "./fixtures.ts";
+import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
+import { RowLocks } from "./row-locks.ts";
+
+const adminUrl = postgresUrlForTests("group commit lock order: postgres");
+
+/**
+ * A group commit locks every channel row it appends to until it commits. Two instances whose batches share
+ * channels must take those locks in the same order, or each can hold one row the other waits for: Postgres
+ * then aborts one of them as a deadlock (after deadlock_timeout, a second by default).
+ */
+describe.runIf(adminUrl)("group commit across instances (postgres)", () => {
+  let fresh: FreshPostgres;
+  let handles: DatabaseHandle[] = [];
+  let a: DrizzleChannelStores;
+  let b: DrizzleChannelStores;
+  let locks: RowLocks;
+
+  beforeAll(async () => {
+    fresh = await createFreshDatabase(adminUrl!, "channels_group_commit_order");
+    handles = [await openDatabase({ url: fresh.url }), await openDatabase({ url: fresh.url })];
+    a = new DrizzleChannelStores(handles[0]!.db);
+    b = new DrizzleChannelStores(handles[1]!.db);
+    locks = new RowLocks(fresh.url);
+  });
+  afterAll(async () => {
+    await locks?.end();
+    for (const handle of handles) await handle.close();
+    await fresh?.drop();
+  });
+
+  it("batches that share channels, made in opposite orders, neither deadlock nor fall back", async () => {
+    const service = a.as(SERVICE_ACTOR);
+    const [first, second] = [(await coupleDashboard(service)).id, (await coupleDashboard(service)).id].sort();
+    const batch = (stores: DrizzleChannelStores, channelIds: string[]) =>
+      Promise.all(channelIds.map((id) => stores.as(SERVICE_ACTOR).appendMessage(appendInput(id))));
+    const fallbacks = () => a.appendStats.fallbacks + b.appendStats.fallbacks;
+    const before = fallbacks();
+
+    // Both queue behind a held lock on the first channel; b names the channels the other way round.
+    const release = await locks.holdChannelRow(first!);
+    const fromA = batch(a, [first!, second!]);
+    await locks.waiters(1);
+    const fromB = batch(b, [second!, first!]);
+    await locks.waiters(2);
+    await release();
+
+    const seqs = (await Promise.all([fromA, fromB]))
+      .flat()
+      .map((r) => `${r.message.channelId}:${r.message.seq}`);
+    expect(seqs.sort()).toEqual([`${first}:1`, `${first}:2`, `${second}:1`, `${second}:2`]);
+    expect(fallbacks()).toBe(before);
+  });
+});
