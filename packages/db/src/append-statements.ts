@@ -1,4 +1,5 @@
-import { and, eq, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import type { Transaction } from "./actor-transaction.ts";
 import { BuiltOnce } from "./built-once.ts";
 import type { AppendMessage } from "./channel-store.ts";
@@ -10,12 +11,12 @@ import { channels, type MessageRow, messages } from "./schema.ts";
  * `guarded` adds `webhook_count = 0` to the row the bump locks: such an append changes nothing on a
  * channel with webhooks, which needs the outbox (see DrizzleChannelStore.insertNext).
  */
-function headBump(db: Transaction, by: SQL, guarded: boolean) {
+function headBump(db: Transaction, guarded: boolean) {
   const channel = eq(channels.id, sql.placeholder("channelId"));
   return db.$with("bump").as(
     db
       .update(channels)
-      .set({ lastSeq: sql`${channels.lastSeq} + ${by}`, lastActivity: sql`now()` })
+      .set({ lastSeq: sql`${channels.lastSeq} + 1`, lastActivity: sql`now()` })
       .where(guarded ? and(channel, eq(channels.webhookCount, 0)) : channel)
       .returning({ channelId: channels.id, head: channels.lastSeq }),
   );
@@ -23,7 +24,7 @@ function headBump(db: Transaction, by: SQL, guarded: boolean) {
 
 type Bump = ReturnType<typeof headBump>;
 
-/** What each inserted row takes from the statement's values; `rows` is joined when they come as a list. */
+/** What the inserted row takes from the statement's values. */
 interface Row {
   seq: SQL;
   event: SQL;
@@ -33,8 +34,8 @@ interface Row {
   expiresAt: SQL;
 }
 
-/** Inserts `row` for every message after the head bump, returning the stored rows. */
-function insertAfter(db: Transaction, bump: Bump, row: Row, rows?: SQL) {
+/** Inserts `row` after the head bump, returning the stored row. */
+function insertAfter(db: Transaction, bump: Bump, row: Row) {
   const select = db
     .select({
       channelId: bump.channelId,
@@ -47,20 +48,15 @@ function insertAfter(db: Transaction, bump: Bump, row: Row, rows?: SQL) {
       createdAt: sql`clock_timestamp()`.as("created_at"),
       expiresAt: row.expiresAt.as("expires_at"),
     })
-    .from(bump)
-    .$dynamic();
-  return db
-    .with(bump)
-    .insert(messages)
-    .select(rows === undefined ? select : select.crossJoin(rows))
-    .returning();
+    .from(bump);
+  return db.with(bump).insert(messages).select(select).returning();
 }
 
 /** One message; values: an AppendMessage with `payload` as JSON text and `expiresAt` as ISO text. */
 function appendOne(guarded: boolean) {
   const value = (name: keyof AppendMessage) => sql`${sql.placeholder(name)}`;
   return new BuiltOnce<MessageRow>(messages, (db) => {
-    const bump = headBump(db, sql`1`, guarded);
+    const bump = headBump(db, guarded);
     return insertAfter(db, bump, {
       seq: sql`${bump.head}`,
       event: value("event"),
@@ -75,25 +71,53 @@ function appendOne(guarded: boolean) {
 export const guardedAppend = appendOne(true);
 export const appendUnderLock = appendOne(false);
 
+const dialect = new PgDialect();
+const messageColumns = sql.join(
+  Object.values(getTableColumns(messages)).map((column) => sql.identifier(column.name)),
+  sql`, `,
+);
+
 /**
- * `count` messages in input order, guarded; values: `channelId`, `count` and `list`, a JSON array of
- * `{ event, payload, senderId, idempotencyKey, expiresAt }`.
+ * Messages on one or more channels in one statement, guarded: each channel's head moves by its number of
+ * messages and they take the seqs it freed, in list order. Values: `list`, a JSON array of
+ * `{ channelId, event, payload, senderId, idempotencyKey, expiresAt }`. A guarded-out channel (webhooks,
+ * gone, not the actor's) gets no rows. The channel rows are locked in id order before any is bumped, so
+ * two of these statements that share channels never deadlock.
+ *
+ * One statement however many channels: on PGlite a statement costs ~350 µs of CPU whatever it carries
+ * (the insert's rows add ~85 µs each), so eight appends on eight channels took 460-580 µs each as eight
+ * statements and 230-260 µs as one (one transaction either way, 2,400 appends per run).
  */
-export const appendMany = new BuiltOnce<MessageRow>(messages, (db) => {
-  const count = sql.placeholder("count");
-  const bump = headBump(db, sql`${count}`, true);
-  const item = (field: string) => sql.raw(`m.value->>'${field}'`);
-  return insertAfter(
-    db,
-    bump,
-    {
-      seq: sql`${bump.head} - ${count} + m.ord`,
-      event: sql`${item("event")}`,
-      payload: sql`m.value->'payload'`,
-      senderId: sql`${item("senderId")}`,
-      idempotencyKey: sql`${item("idempotencyKey")}`,
-      expiresAt: sql`(${item("expiresAt")})::timestamptz`,
-    },
-    sql`jsonb_array_elements(${sql.placeholder("list")}::jsonb) with ordinality as m(value, ord)`,
-  );
-});
+export const appendMany = new BuiltOnce<MessageRow>(messages, () => ({
+  toSQL: () =>
+    dialect.sqlToQuery(sql`
+with items as (
+  select (m.value->>'channelId')::uuid as channel_id, m.value, m.ord
+  from jsonb_array_elements(${sql.placeholder("list")}::jsonb) with ordinality as m(value, ord)
+),
+counts as (
+  select channel_id, count(*) as n from items group by channel_id
+),
+locked as (
+  select c.id from ${channels} c where c.id in (select channel_id from counts) order by c.id for no key update
+),
+bump as (
+  update ${channels} c set last_seq = c.last_seq + counts.n, last_activity = now()
+  from counts
+  where c.id = counts.channel_id and c.webhook_count = 0 and c.id in (select id from locked)
+  returning c.id as channel_id, c.last_seq as head, counts.n as n
+)
+insert into ${messages} (channel_id, seq, event, payload, sender_id, idempotency_key, created_at, expires_at)
+select
+  i.channel_id,
+  b.head - b.n + row_number() over (partition by i.channel_id order by i.ord),
+  i.value->>'event',
+  i.value->'payload',
+  i.value->>'senderId',
+  i.value->>'idempotencyKey',
+  -- Taken after the row lock, unlike now(), so sentAt follows seq order.
+  clock_timestamp(),
+  (i.value->>'expiresAt')::timestamptz
+from items i join bump b on b.channel_id = i.channel_id
+returning ${messageColumns}`),
+}));

@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, inArray } from "drizzle-orm";
 import { type Transaction, transactionAs } from "./actor-transaction.ts";
 import { appendMany } from "./append-statements.ts";
 import type { AppendMessage } from "./channel-store.ts";
@@ -150,28 +150,23 @@ export class GroupCommit {
 }
 
 /**
- * The batch in one transaction, channel by channel; results in the batch's order. Throws to roll back
- * when it cannot apply.
+ * The batch in one transaction: one statement per run of appends from the same actor (row level security
+ * checks each run as its own sender), in channel id order; results in the batch's order. Throws to roll
+ * back when it cannot apply.
  */
 async function commitBatch(tx: Transaction, batch: Map<string, PendingAppend[]>): Promise<AppendResult[]> {
   const results: AppendResult[] = [];
-  // The first run's actor statement opened the transaction (transactionAs).
-  let actorKey = settingsKey((batch.values().next().value as PendingAppend[])[0]!.actor);
-  for (const [channelId, appends] of batch) {
-    for (const run of runsByActor(appends)) {
-      const [first] = run;
-      if (!first) continue;
-      const key = settingsKey(first.actor);
-      if (key !== actorKey) await tx.execute(actorStatement(first.actor));
-      actorKey = key;
-      results.push(
-        ...(await insertRun(
-          tx,
-          channelId,
-          run.map((pending) => pending.input),
-        )),
-      );
-    }
+  for (const [i, run] of runsByActor([...batch.values()].flat()).entries()) {
+    const [first] = run;
+    if (!first) continue;
+    // The first run's actor statement opened the transaction (transactionAs).
+    if (i > 0) await tx.execute(actorStatement(first.actor));
+    results.push(
+      ...(await insertRun(
+        tx,
+        run.map((pending) => pending.input),
+      )),
+    );
   }
   return results;
 }
@@ -189,55 +184,68 @@ function runsByActor(batch: PendingAppend[]): PendingAppend[][] {
   return runs;
 }
 
+/** A channel's idempotency key, as one Map key. */
+const keyOf = (channelId: string, key: string) => `${channelId} ${key}`;
+
 /**
- * One actor's appends: what an idempotency key already stored (or an earlier append of this run used) is
- * answered as a duplicate; the rest take consecutive seqs in one head bump and one insert.
+ * One actor's appends, on one or more channels: what an idempotency key already stored (or an earlier
+ * append of this run used) is answered as a duplicate; the rest take consecutive seqs of their channels in
+ * one statement.
  */
-async function insertRun(
-  tx: Transaction,
-  channelId: string,
-  inputs: AppendMessage[],
-): Promise<AppendResult[]> {
-  const keys = [
-    ...new Set(inputs.flatMap((input) => (input.idempotencyKey === null ? [] : [input.idempotencyKey]))),
-  ];
+async function insertRun(tx: Transaction, inputs: AppendMessage[]): Promise<AppendResult[]> {
+  const keyed = inputs.filter((input) => input.idempotencyKey !== null);
   const byKey = new Map<string, MessageRow>();
-  if (keys.length > 0) {
+  if (keyed.length > 0) {
     const stored = await tx
       .select()
       .from(messages)
-      .where(and(eq(messages.channelId, channelId), inArray(messages.idempotencyKey, keys)));
-    for (const row of stored) if (row.idempotencyKey !== null) byKey.set(row.idempotencyKey, row);
+      .where(
+        and(
+          inArray(messages.channelId, [...new Set(keyed.map((input) => input.channelId))]),
+          inArray(messages.idempotencyKey, [
+            ...new Set(keyed.map((input) => input.idempotencyKey as string)),
+          ]),
+        ),
+      );
+    // Across channels this also finds one channel's key stored on another; keyed by their own channel,
+    // such rows never answer an input.
+    for (const row of stored) {
+      if (row.idempotencyKey !== null) byKey.set(keyOf(row.channelId, row.idempotencyKey), row);
+    }
   }
   const seenKeys = new Set(byKey.keys());
   const fresh = inputs.filter((input) => {
     if (input.idempotencyKey === null) return true;
-    if (seenKeys.has(input.idempotencyKey)) return false;
-    seenKeys.add(input.idempotencyKey);
+    const key = keyOf(input.channelId, input.idempotencyKey);
+    if (seenKeys.has(key)) return false;
+    seenKeys.add(key);
     return true;
   });
-  const inserted = fresh.length === 0 ? [] : await insertMany(tx, channelId, fresh);
+  const inserted = fresh.length === 0 ? [] : await insertMany(tx, fresh);
   if (inserted.length !== fresh.length) throw new BatchNotApplicable();
-  inserted.sort((a, b) => a.seq - b.seq);
-  const freshRows = new Map(fresh.map((input, i) => [input, inserted[i] as MessageRow]));
-  for (const row of inserted) if (row.idempotencyKey !== null) byKey.set(row.idempotencyKey, row);
+  // A channel's rows in seq order belong to its fresh inputs in order.
+  const rowsOf = new Map<string, MessageRow[]>();
+  for (const row of inserted.sort((a, b) => a.seq - b.seq)) {
+    const rows = rowsOf.get(row.channelId);
+    if (rows) rows.push(row);
+    else rowsOf.set(row.channelId, [row]);
+    if (row.idempotencyKey !== null) byKey.set(keyOf(row.channelId, row.idempotencyKey), row);
+  }
+  const freshRows = new Map(fresh.map((input) => [input, rowsOf.get(input.channelId)?.shift()]));
   return inputs.map((input) => {
     const own = freshRows.get(input);
     if (own) return { message: own, duplicate: false };
-    const earlier = byKey.get(input.idempotencyKey ?? "");
+    const earlier = byKey.get(keyOf(input.channelId, input.idempotencyKey ?? ""));
     if (!earlier) throw new BatchNotApplicable();
     return { message: earlier, duplicate: true };
   });
 }
 
-/**
- * Moves the head by n under the row lock and inserts the n messages at the seqs it freed, in input order.
- * Nothing when the channel has webhooks (the outbox needs the one-by-one path), is gone, or is not the
- * actor's to write (row level security).
- */
-function insertMany(tx: Transaction, channelId: string, inputs: AppendMessage[]): Promise<MessageRow[]> {
+/** The messages in one statement (see appendMany), in input order per channel. */
+function insertMany(tx: Transaction, inputs: AppendMessage[]): Promise<MessageRow[]> {
   const list = JSON.stringify(
     inputs.map((input) => ({
+      channelId: input.channelId,
       event: input.event,
       payload: input.payload,
       senderId: input.senderId,
@@ -245,5 +253,5 @@ function insertMany(tx: Transaction, channelId: string, inputs: AppendMessage[])
       expiresAt: input.expiresAt.toISOString(),
     })),
   );
-  return appendMany.run(tx, { channelId, count: inputs.length, list });
+  return appendMany.run(tx, { list });
 }

@@ -156,6 +156,29 @@ onEachDatabase("group commit", (name, open) => {
       ]);
     });
 
+    it("an idempotency key belongs to its channel, in a batch and against what is stored", async () => {
+      const [first, second] = [await dashboard(), await dashboard()];
+      const amy = stores.as(couple("amy", first.coupleId));
+      const bea = stores.as(couple("amy", second.coupleId));
+      await amy.appendMessage(input(first.channel.id, "amy", 0, "stored"));
+      const results = await Promise.all([
+        amy.appendMessage(input(first.channel.id, "amy", 1, "both")),
+        bea.appendMessage(input(second.channel.id, "amy", 2, "both")),
+        bea.appendMessage(input(second.channel.id, "amy", 3, "stored")),
+        amy.appendMessage(input(first.channel.id, "amy", 4, "stored")),
+      ]);
+      expect(results.map((r) => [r.message.channelId, r.message.seq, r.duplicate])).toEqual([
+        [first.channel.id, 2, false],
+        [second.channel.id, 1, false],
+        [second.channel.id, 2, false],
+        [first.channel.id, 1, true],
+      ]);
+      expect(await stored(second.channel.id)).toEqual([
+        { seq: 1, n: 2 },
+        { seq: 2, n: 3 },
+      ]);
+    });
+
     it("a sender the database refuses fails alone; the rest of its batch is stored", async () => {
       const { channel, coupleId } = await dashboard();
       const member = stores.as(couple("amy", coupleId));
