@@ -108,6 +108,7 @@ export class Rig {
     return {
       times: Float32Array.from(concatSamples(results.map((r) => r.times))),
       failures: results.reduce((n, r) => n + r.failures, 0),
+      cpuMs: results.reduce((ms, r) => ms + r.cpuMs, 0),
       ...(results.find((r) => r.firstError)
         ? { firstError: results.find((r) => r.firstError)!.firstError! }
         : {}),

@@ -45,6 +45,7 @@ export class SubscriberPool {
     let failures = 0;
     let firstError: string | undefined;
     const credentials = await Promise.all(conns.map((spec) => credentialFor(this.config, spec.user)));
+    const cpuBefore = process.cpuUsage();
     let next = 0;
     const lane = async () => {
       while (next < conns.length) {
@@ -66,7 +67,13 @@ export class SubscriberPool {
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, concurrency) }, lane));
-    return { times: times.toArray(), failures, ...(firstError ? { firstError } : {}) };
+    const cpu = process.cpuUsage(cpuBefore);
+    return {
+      times: times.toArray(),
+      failures,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      ...(firstError ? { firstError } : {}),
+    };
   }
 
   private async open(spec: ConnSpec, credential: string | undefined): Promise<Subscriber> {

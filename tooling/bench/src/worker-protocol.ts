@@ -13,6 +13,11 @@ export interface ConnectResult {
   times: Float32Array;
   failures: number;
   firstError?: string;
+  /**
+   * CPU the load generator used (all its threads, ms) from the first connect on: the credentials the
+   * connects use are made before, as a client arrives with its token.
+   */
+  cpuMs: number;
 }
 
 /** Per-channel acknowledged publishes: seqs 1..sent, minus `failed`. */

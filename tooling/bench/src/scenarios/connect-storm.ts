@@ -114,7 +114,7 @@ async function storm(rig: Rig, index: number, n: number) {
       live: live ? epochNowMs() - started : null,
       failures: result.failures,
       "server-cpu": perConnect(cpuAfter.server - cpuBefore.server),
-      "client-cpu": perConnect(cpuAfter.clients - cpuBefore.clients),
+      "client-cpu": result.cpuMs / n,
     },
   };
 }
