@@ -84,9 +84,9 @@ const messageColumns = sql.join(
  * gone, not the actor's) gets no rows. The channel rows are locked in id order before any is bumped, so
  * two of these statements that share channels never deadlock.
  *
- * One statement however many channels: on PGlite a statement costs ~350 µs of CPU whatever it carries
- * (the insert's rows add ~85 µs each), so eight appends on eight channels took 460-580 µs each as eight
- * statements and 230-260 µs as one (one transaction either way, 2,400 appends per run).
+ * One statement however many channels: on PGlite a statement holds the event loop ~350 µs whatever it
+ * carries (the insert's rows add ~85 µs each), so eight appends on eight channels took 460-580 µs each as
+ * eight statements and 230-260 µs as one (one transaction either way, 2,400 appends per run).
  */
 export const appendMany = new BuiltOnce<MessageRow>(messages, () => ({
   toSQL: () =>
