@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DatabaseHandle, openDatabase } from "../src/client.ts";
-import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
+import { describe, expect, it } from "vitest";
+import type { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { appendInput, coupleDashboard } from "./fixtures.ts";
-import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
-import { RowLocks } from "./row-locks.ts";
+import { postgresUrlForTests } from "./fresh-postgres.ts";
+import { twoInstances } from "./two-instances.ts";
 
 const adminUrl = postgresUrlForTests("group commit lock order: postgres");
 
@@ -14,26 +13,10 @@ const adminUrl = postgresUrlForTests("group commit lock order: postgres");
  * then aborts one of them as a deadlock (after deadlock_timeout, a second by default).
  */
 describe.runIf(adminUrl)("group commit across instances (postgres)", () => {
-  let fresh: FreshPostgres;
-  let handles: DatabaseHandle[] = [];
-  let a: DrizzleChannelStores;
-  let b: DrizzleChannelStores;
-  let locks: RowLocks;
-
-  beforeAll(async () => {
-    fresh = await createFreshDatabase(adminUrl!, "channels_group_commit_order");
-    handles = [await openDatabase({ url: fresh.url }), await openDatabase({ url: fresh.url })];
-    a = new DrizzleChannelStores(handles[0]!.db);
-    b = new DrizzleChannelStores(handles[1]!.db);
-    locks = new RowLocks(fresh.url);
-  });
-  afterAll(async () => {
-    await locks?.end();
-    for (const handle of handles) await handle.close();
-    await fresh?.drop();
-  });
+  const instances = twoInstances(adminUrl!, "channels_group_commit_order");
 
   it("batches that share channels, made in opposite orders, neither deadlock nor fall back", async () => {
+    const { a, b, locks } = instances;
     const service = a.as(SERVICE_ACTOR);
     const [first, second] = [(await coupleDashboard(service)).id, (await coupleDashboard(service)).id].sort();
     const batch = (stores: DrizzleChannelStores, channelIds: string[]) =>

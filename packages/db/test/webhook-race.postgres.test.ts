@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { ChannelStore } from "../src/channel-store.ts";
-import { type DatabaseHandle, openDatabase } from "../src/client.ts";
-import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
 import { SERVICE_ACTOR } from "../src/store-actor.ts";
 import { appendInput, coupleDashboard } from "./fixtures.ts";
-import { createFreshDatabase, type FreshPostgres, postgresUrlForTests } from "./fresh-postgres.ts";
-import { RowLocks } from "./row-locks.ts";
+import { postgresUrlForTests } from "./fresh-postgres.ts";
+import type { RowLocks } from "./row-locks.ts";
+import { twoInstances } from "./two-instances.ts";
 
 const adminUrl = postgresUrlForTests("webhook race: postgres");
 
@@ -14,23 +13,15 @@ const adminUrl = postgresUrlForTests("webhook race: postgres");
  * Two stores on separate pools stand for two server instances.
  */
 describe.runIf(adminUrl)("webhook changes racing appends (postgres)", () => {
-  let fresh: FreshPostgres;
-  let handles: DatabaseHandle[] = [];
+  const instances = twoInstances(adminUrl!, "channels_webhook_race");
   let a: ChannelStore;
   let b: ChannelStore;
   let locks: RowLocks;
 
-  beforeAll(async () => {
-    fresh = await createFreshDatabase(adminUrl!, "channels_webhook_race");
-    handles = [await openDatabase({ url: fresh.url }), await openDatabase({ url: fresh.url })];
-    a = new DrizzleChannelStores(handles[0]!.db).as(SERVICE_ACTOR);
-    b = new DrizzleChannelStores(handles[1]!.db).as(SERVICE_ACTOR);
-    locks = new RowLocks(fresh.url);
-  });
-  afterAll(async () => {
-    await locks?.end();
-    for (const handle of handles) await handle.close();
-    await fresh?.drop();
+  beforeAll(() => {
+    a = instances.a.as(SERVICE_ACTOR);
+    b = instances.b.as(SERVICE_ACTOR);
+    locks = instances.locks;
   });
 
   const newChannel = () => coupleDashboard(a);
