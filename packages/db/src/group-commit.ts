@@ -34,8 +34,9 @@ class BatchNotApplicable extends Error {}
  * Group commit of appends, across channels. One channel's appends serialize on its row lock, each holding
  * it until its commit is durable, so a channel takes at most one append per commit (~1-2 ms on Postgres
  * with fsync). Appends go together instead: what the event loop's current turn asked for, on any number
- * of channels, becomes one transaction (one head bump and one multi-row insert per channel and run of
- * appends from the same actor, row level security checking each run as its own sender) and one commit.
+ * of channels, becomes one transaction (one statement per run of appends from the same actor, which bumps
+ * each channel's head and inserts its rows; row level security checks each run as its own sender) and one
+ * commit.
  * Nobody waits for a timer: the transaction starts at the end of the turn (setImmediate). A channel whose
  * commit is in flight sits out until it is durable, and what arrived for it meanwhile goes in the next
  * transaction, started as soon as that commit is. On PGlite this is what lets appends go together at all:
@@ -43,9 +44,8 @@ class BatchNotApplicable extends Error {}
  * no second request is read while it runs and none would ever be waiting for it.
  *
  * Many weddings at once is the case it is for: one append per channel at a time, on many channels, paid a
- * transaction each (on PGlite BEGIN, the actor statement and COMMIT cost more than the insert itself).
- * Channels are bumped in id order, so two instances' transactions lock shared channels in the same order
- * and never deadlock on each other.
+ * transaction and a statement each. Channels are locked in id order, so two instances' transactions lock
+ * shared channels in the same order and never deadlock on each other.
  *
  * Each append still resolves only once its row is committed, a channel's in seq order. Whatever a batch
  * cannot do (a channel has webhooks and needs the outbox, an idempotency key raced in from another
