@@ -73,7 +73,7 @@ export class Rig {
 
   /**
    * Makes sure enough subscriber workers run for `connections` (1, or 2 past 2,500); `connect` calls
-   * it too, but a measurement of CPU must not count a worker's start-up.
+   * it too, but a measured storm's wall time must not count a worker's start-up.
    */
   async ensureWorkers(connections: number) {
     const wanted = Math.min(
