@@ -130,6 +130,8 @@ class ChannelStream implements LiveWriter, StartingSubscription {
   private cursor = 0;
   /** How tRPC's frames for this subscription start; known once it has started over a WebSocket. */
   private framePrefix: string | undefined;
+  /** How its compact frames start, if its connection asked for them. */
+  private compactFramePrefix: string | undefined;
 
   constructor(
     options: StreamOptions,
@@ -222,8 +224,9 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     }
   }
 
-  startedAs(framePrefix: string) {
+  startedAs(framePrefix: string, compactFramePrefix: string) {
     this.framePrefix = framePrefix;
+    if (this.socket?.compactFrames === true) this.compactFramePrefix = compactFramePrefix;
   }
 
   /** The live path (see the class comment): the next message in order, while the socket has room. */
@@ -233,7 +236,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     if (socket === undefined || framePrefix === undefined) return false;
     if (message.seq <= this.cursor) return true;
     if (message.seq !== this.cursor + 1 || socket.bufferedAmount > this.maxBufferedBytes) return false;
-    const frame = liveFrame(message, framePrefix, socket.compactFrames === true);
+    const frame = liveFrame(message, framePrefix, this.compactFramePrefix);
     if (frame === undefined) return false;
     socket.sendText(frame);
     writes.wrote(Date.now());

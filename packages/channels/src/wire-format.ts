@@ -1,5 +1,5 @@
 import superjson from "superjson";
-import { compactJson } from "./compact-frame.ts";
+import { compactBody, compactPrefix } from "./compact-frame.ts";
 import { findHostileJson } from "./hostile-json.ts";
 import type { ChannelMessage } from "./message.ts";
 
@@ -19,7 +19,7 @@ interface Encoded {
   /** superjson needed `meta` for `sentAt` alone, so the compact frame can carry the message. */
   compactable: boolean;
   frames?: Map<string, Buffer>;
-  /** The compact frame's `m` array, once a connection asked for it. */
+  /** The compact frame after its prefix, once a connection asked for it. */
   compact?: string;
   compactFrames?: Map<string, Buffer>;
 }
@@ -101,7 +101,8 @@ const dataFrame = (prefix: string, trackedId: string | undefined, json: string) 
 
 /** A subscription that wants to know which request it answers once tRPC has started it. */
 export interface StartingSubscription {
-  startedAs(framePrefix: string): void;
+  /** How tRPC's frames answering the request start, and how compact frames (compact-frame.ts) would. */
+  startedAs(framePrefix: string, compactFramePrefix: string): void;
 }
 
 let starting: StartingSubscription | undefined;
@@ -120,25 +121,25 @@ export function expectStartedFrame(subscription: StartingSubscription) {
 
 /**
  * The text frame for this live message on the subscription whose frames start with `framePrefix`:
- * the one tRPC would send, or the compact frame (compact-frame.ts) when the connection asked for it
- * and the message fits it. Built once per message, prefix and kind, as bytes: every socket with that
- * prefix writes the same buffer. Undefined for a message that was not encoded once (a row read from
- * the store).
+ * the one tRPC would send, or the compact frame starting with `compactFramePrefix` when the
+ * connection asked for compact frames (else undefined) and the message fits them. Built once per
+ * message, prefix and kind, as bytes: every socket with that prefix writes the same buffer.
+ * Undefined for a message that was not encoded once (a row read from the store).
  */
 export function liveFrame(
   message: ChannelMessage,
   framePrefix: string,
-  compact: boolean,
+  compactFramePrefix: string | undefined,
 ): Buffer | undefined {
   const encoded = preEncoded.get(message);
   if (encoded === undefined) return undefined;
   // Looked up before anything is built: this runs once per subscriber of every live message.
-  if (compact && encoded.compactable) {
+  if (compactFramePrefix !== undefined && encoded.compactable) {
     encoded.compactFrames ??= new Map();
-    const frame = encoded.compactFrames.get(framePrefix);
+    const frame = encoded.compactFrames.get(compactFramePrefix);
     if (frame !== undefined) return frame;
-    encoded.compact ??= compactJson(message);
-    return remember(encoded.compactFrames, framePrefix, `${framePrefix}"m":${encoded.compact}}`);
+    encoded.compact ??= compactBody(message);
+    return remember(encoded.compactFrames, compactFramePrefix, compactFramePrefix + encoded.compact);
   }
   encoded.frames ??= new Map();
   return (
@@ -159,7 +160,7 @@ export const channelsWsEncoder = {
     const { id, jsonrpc, result } = response as WsResponse;
     const subscription = starting;
     starting = undefined;
-    if (result?.type === "started") subscription?.startedAs(requestPrefix(id, jsonrpc));
+    if (result?.type === "started") subscription?.startedAs(requestPrefix(id, jsonrpc), compactPrefix(id));
     if (!(result?.data instanceof RawJson)) return JSON.stringify(response);
     return dataFrame(requestPrefix(id, jsonrpc), result.id, result.data.json);
   },

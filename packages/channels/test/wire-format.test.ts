@@ -82,25 +82,28 @@ describe("live frames written by a stream itself", () => {
 
   it("are what tRPC would send on the subscription whose `started` followed the stream's first step", () => {
     for (const jsonrpc of [undefined, "2.0"] as const) {
-      let prefix: string | undefined;
+      let prefixes: string[] = [];
       expectStartedFrame({
-        startedAs: (p) => {
-          prefix = p;
+        startedAs: (...p) => {
+          prefixes = p;
         },
       });
       started(jsonrpc);
+      const [prefix, compactPrefix] = prefixes;
       const published = message();
       encodeMessage(published);
-      const live = liveFrame(published, prefix!, false);
+      const live = liveFrame(published, prefix!, undefined);
       expect(JSON.parse(live!.toString("utf8"))).toEqual(JSON.parse(stock(message(), jsonrpc)));
       // Built once: every subscriber with the same request id writes the same bytes.
-      expect(liveFrame(published, prefix!, false)).toBe(live);
+      expect(liveFrame(published, prefix!, undefined)).toBe(live);
+      // The compact frame answers the same request.
+      expect(JSON.parse(liveFrame(published, prefix!, compactPrefix)!.toString("utf8"))[0]).toBe(42);
     }
   });
 
   it("are not offered for a message that was never encoded once", () => {
-    expect(liveFrame(message(), '{"id":1,', false)).toBeUndefined();
-    expect(liveFrame(message(), '{"id":1,', true)).toBeUndefined();
+    expect(liveFrame(message(), '{"id":1,', undefined)).toBeUndefined();
+    expect(liveFrame(message(), '{"id":1,', "[1,")).toBeUndefined();
   });
 
   it("stay off when another frame is encoded between the stream's first step and a `started`", () => {
@@ -118,6 +121,7 @@ describe("live frames written by a stream itself", () => {
 
 describe("compact live frames", () => {
   const prefix = '{"id":42,';
+  const compactPrefix = "[42,";
   const published = () => {
     const sent = message();
     encodeMessage(sent);
@@ -127,15 +131,21 @@ describe("compact live frames", () => {
   it("carry the message a client decodes exactly as from tRPC's frame, in half the bytes", () => {
     // As published on this instance, and as received from another one over the bus.
     for (const sent of [published(), decodeMessage(encodeMessage(message()))]) {
-      const compact = liveFrame(sent, prefix, true)!;
+      const compact = liveFrame(sent, prefix, compactPrefix)!;
       const parsed = JSON.parse(compact.toString("utf8"));
-      expect(parsed.id).toBe(42);
+      // One flat array, the request id first.
+      expect(parsed).toHaveLength(8);
+      expect(parsed[0]).toBe(42);
       const viaTrpc = superjson.deserialize<{ data: ChannelMessage }>(
         JSON.parse(stock(message())).result.data,
       );
-      expect(fromCompact(parsed.m)).toEqual(viaTrpc.data);
-      expect(compact.length).toBeLessThan(liveFrame(sent, prefix, false)!.length * 0.6);
-      expect(liveFrame(sent, prefix, true)).toBe(compact);
+      expect(fromCompact(parsed)).toEqual(viaTrpc.data);
+      expect(compact.length).toBeLessThan(liveFrame(sent, prefix, undefined)!.length * 0.6);
+      expect(liveFrame(sent, prefix, compactPrefix)).toBe(compact);
+      // Another request id, another frame with the same message.
+      const other = JSON.parse(liveFrame(sent, '{"id":"s-7",', '["s-7",')!.toString("utf8"));
+      expect(other[0]).toBe("s-7");
+      expect(other.slice(1)).toEqual(parsed.slice(1));
     }
   });
 
@@ -147,25 +157,16 @@ describe("compact live frames", () => {
     encodeMessage(withDate);
     const received = decodeMessage(encodeMessage(withDate));
     for (const sent of [withDate, received]) {
-      const frame = JSON.parse(liveFrame(sent, prefix, true)!.toString("utf8"));
-      expect(frame.m).toBeUndefined();
+      const frame = JSON.parse(liveFrame(sent, prefix, compactPrefix)!.toString("utf8"));
+      expect(frame.id).toBe(42);
       expect(superjson.deserialize<{ data: unknown }>(frame.result.data).data).toEqual(withDate);
     }
   });
 
   it("decode to nothing when malformed", () => {
-    const m = JSON.parse(liveFrame(published(), prefix, true)!.toString("utf8")).m;
+    const m = JSON.parse(liveFrame(published(), prefix, compactPrefix)!.toString("utf8"));
     expect(fromCompact(m)).toEqual(message());
-    for (const bad of [
-      null,
-      "x",
-      {},
-      [],
-      m.slice(0, 6),
-      [...m, 1],
-      [1, ...m.slice(1)],
-      [...m.slice(0, 6), "soon"],
-    ])
+    for (const bad of [[], m.slice(0, 7), [...m, 1], [42, 1, ...m.slice(2)], [...m.slice(0, 7), "soon"]])
       expect(fromCompact(bad)).toBeUndefined();
   });
 });

@@ -18,8 +18,6 @@ export interface ResponseFrame {
   method?: string;
   result?: { type?: string; id?: string; data?: unknown };
   error?: unknown;
-  /** A live message in the compact frame (`@wedsync/channels/compact-frame`), which this client asks for. */
-  m?: unknown;
 }
 
 /** A query or mutation sent over the socket. */
@@ -44,6 +42,8 @@ export interface ConnectionStream {
   request(id: number): unknown;
   /** A response to that request. */
   receive(frame: ResponseFrame): void;
+  /** A live message in a compact frame (`@wedsync/channels/compact-frame`), which this client asks for. */
+  receiveCompact(frame: readonly unknown[]): void;
   connectionState(state: ConnectionState): void;
   /** The client was closed: the subscription ends without an error. */
   end(): void;
@@ -314,6 +314,10 @@ export class SubscriptionConnection {
     const frame = parseFrame(text);
     if (frame === undefined) return;
     this.failures = 0;
+    if (Array.isArray(frame)) {
+      this.byRequestId.get(frame[0] as number | string)?.receiveCompact(frame);
+      return;
+    }
     if (frame.method !== undefined) {
       if (frame.method === "reconnect") this.retire();
       return;
@@ -353,7 +357,7 @@ export class SubscriptionConnection {
     const calls = this.retiring.get(socket)?.calls;
     if (calls === undefined) return;
     const frame = parseFrame(text);
-    if (frame === undefined || frame.id === null) return;
+    if (frame === undefined || Array.isArray(frame) || frame.id === null) return;
     const call = calls.get(frame.id);
     if (call === undefined) return;
     calls.delete(frame.id);
@@ -438,11 +442,11 @@ interface Retiring {
 /** How long a retiring socket may take to answer (the server gives accepted mutations up to 5 s). */
 const RETIRING_GRACE_MS = 10_000;
 
-/** A frame's JSON, if it is an object. */
-function parseFrame(text: string): ResponseFrame | undefined {
+/** A frame's JSON, if it is an object (tRPC's frames) or an array (compact frames). */
+function parseFrame(text: string): ResponseFrame | unknown[] | undefined {
   try {
     const frame: unknown = JSON.parse(text);
-    return frame !== null && typeof frame === "object" ? (frame as ResponseFrame) : undefined;
+    return frame !== null && typeof frame === "object" ? (frame as ResponseFrame | unknown[]) : undefined;
   } catch {
     return undefined;
   }

@@ -81,10 +81,6 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
 
   receive(frame: ResponseFrame): void {
     if (this.done) return;
-    if (frame.m !== undefined) {
-      this.receiveCompact(frame.m);
-      return;
-    }
     const result = frame.result;
     if (result !== undefined) {
       const type = result.type;
@@ -106,8 +102,9 @@ export class SubscriptionStream<TRouter extends AnyTRPCRouter> implements Connec
   }
 
   /** A live message in the compact frame: delivered as the tracked item tRPC's frame would decode to. */
-  private receiveCompact(m: unknown) {
-    const message = fromCompact(m);
+  receiveCompact(frame: readonly unknown[]): void {
+    if (this.done) return;
+    const message = fromCompact(frame);
     if (message === undefined) return;
     this.lastEventId = message.id;
     this.failures = 0;

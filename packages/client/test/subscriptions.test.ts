@@ -90,10 +90,7 @@ const dataFrame = (requestId: unknown, trackedId: string, data: unknown) =>
 
 /** The compact live frame the client asks for (`@wedsync/channels/compact-frame`). */
 const compactFrame = (requestId: unknown, m: ReturnType<typeof message>) =>
-  JSON.stringify({
-    id: requestId,
-    m: [m.id, m.channel, m.seq, m.event, m.payload, m.senderId, m.sentAt.getTime()],
-  });
+  JSON.stringify([requestId, m.id, m.channel, m.seq, m.event, m.payload, m.senderId, m.sentAt.getTime()]);
 
 const errorFrame = (requestId: unknown, code: string, numericCode: number) =>
   JSON.stringify({
@@ -177,7 +174,7 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     expect(connection.extensions).toBeUndefined();
     expect(connection.received[0]).toEqual({
       method: "connectionParams",
-      data: { token: "token-1", frames: "compact-1" },
+      data: { token: "token-1", frames: "compact-2" },
     });
     expect(request).toMatchObject({
       method: "subscription",
@@ -222,7 +219,7 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     const [again] = await server.subscriptionsOn(1);
     expect(server.connections[1]!.received[0]).toEqual({
       method: "connectionParams",
-      data: { token: "token-2", frames: "compact-1" },
+      data: { token: "token-2", frames: "compact-2" },
     });
     expect(again).toMatchObject({
       method: "subscription",
