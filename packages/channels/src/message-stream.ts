@@ -1,12 +1,13 @@
 import { TRPCError, tracked } from "@trpc/server";
 import type { ChannelRow, ChannelStore, RetainedRange } from "@wedsync/db";
+import { compactPrefix } from "./compact-frame.ts";
 import type { LocalFanout } from "./fanout.ts";
 import { Inbox, type LiveWriter } from "./inbox.ts";
 import type { LiveWrites } from "./live-writes.ts";
 import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
-import { expectStartedFrame, liveFrame, type StartingSubscription } from "./wire-format.ts";
+import { expectStartedFrame, liveFrame, type StartingSubscription, type WsResponse } from "./wire-format.ts";
 
 export interface StreamOptions {
   /**
@@ -224,9 +225,9 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     }
   }
 
-  startedAs(framePrefix: string, compactFramePrefix: string) {
+  startedAs(framePrefix: string, requestId: WsResponse["id"]) {
     this.framePrefix = framePrefix;
-    if (this.socket?.compactFrames === true) this.compactFramePrefix = compactFramePrefix;
+    if (this.socket?.compactFrames === true) this.compactFramePrefix = compactPrefix(requestId);
   }
 
   /** The live path (see the class comment): the next message in order, while the socket has room. */

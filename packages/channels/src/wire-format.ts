@@ -1,5 +1,5 @@
 import superjson from "superjson";
-import { compactBody, compactPrefix } from "./compact-frame.ts";
+import { compactBody } from "./compact-frame.ts";
 import { findHostileJson } from "./hostile-json.ts";
 import type { ChannelMessage } from "./message.ts";
 
@@ -84,7 +84,7 @@ export const channelsTransformer = {
   },
 };
 
-interface WsResponse {
+export interface WsResponse {
   id: string | number | null;
   jsonrpc?: string;
   result?: { type: string; id?: string; data?: unknown };
@@ -101,8 +101,8 @@ const dataFrame = (prefix: string, trackedId: string | undefined, json: string) 
 
 /** A subscription that wants to know which request it answers once tRPC has started it. */
 export interface StartingSubscription {
-  /** How tRPC's frames answering the request start, and how compact frames (compact-frame.ts) would. */
-  startedAs(framePrefix: string, compactFramePrefix: string): void;
+  /** How tRPC's frames answering the request start, and the request's id (for compact frames). */
+  startedAs(framePrefix: string, requestId: WsResponse["id"]): void;
 }
 
 let starting: StartingSubscription | undefined;
@@ -160,7 +160,7 @@ export const channelsWsEncoder = {
     const { id, jsonrpc, result } = response as WsResponse;
     const subscription = starting;
     starting = undefined;
-    if (result?.type === "started") subscription?.startedAs(requestPrefix(id, jsonrpc), compactPrefix(id));
+    if (result?.type === "started") subscription?.startedAs(requestPrefix(id, jsonrpc), id);
     if (!(result?.data instanceof RawJson)) return JSON.stringify(response);
     return dataFrame(requestPrefix(id, jsonrpc), result.id, result.data.json);
   },

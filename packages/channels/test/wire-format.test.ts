@@ -82,22 +82,23 @@ describe("live frames written by a stream itself", () => {
 
   it("are what tRPC would send on the subscription whose `started` followed the stream's first step", () => {
     for (const jsonrpc of [undefined, "2.0"] as const) {
-      let prefixes: string[] = [];
+      let prefix: string | undefined;
+      let requestId: unknown;
       expectStartedFrame({
-        startedAs: (...p) => {
-          prefixes = p;
+        startedAs: (p, id) => {
+          prefix = p;
+          requestId = id;
         },
       });
       started(jsonrpc);
-      const [prefix, compactPrefix] = prefixes;
       const published = message();
       encodeMessage(published);
       const live = liveFrame(published, prefix!, undefined);
       expect(JSON.parse(live!.toString("utf8"))).toEqual(JSON.parse(stock(message(), jsonrpc)));
       // Built once: every subscriber with the same request id writes the same bytes.
       expect(liveFrame(published, prefix!, undefined)).toBe(live);
-      // The compact frame answers the same request.
-      expect(JSON.parse(liveFrame(published, prefix!, compactPrefix)!.toString("utf8"))[0]).toBe(42);
+      // Compact frames answer the same request.
+      expect(requestId).toBe(42);
     }
   });
 
