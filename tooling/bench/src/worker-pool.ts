@@ -61,12 +61,26 @@ export class WorkerHandle {
 /** Niceness of the publisher: its timers must fire on time even when the subscribers keep core 1 busy. */
 const PUBLISHER_PRIORITY = -10;
 
+/**
+ * V8 decides once, by timing, whether an allocation site's objects go straight to the old generation.
+ * In a load generator the site that loses is ws's Receiver.dataMessage (`this._fragments = []`, one per
+ * received message): in a connect storm every such array outlives its scavenge (it waits for the
+ * connection's next message), so V8 may tenure the site. From then on every message's array is born
+ * old and keeps its young Buffer alive through the remembered set until a mark-compact: the worker's
+ * old generation grew ~1.7 MB per scavenge, scavenges took 6-50 ms instead of 0.5-5, and the
+ * deliveries behind them waited. Seen (`--trace-pretenuring-statistics`, the site's address from
+ * `%DebugPrint`) in bare ws's load generators as in WedSync's, in whichever run the decision fell
+ * that way. The harness measures servers, so its instruments run without the heuristic, every
+ * system's alike.
+ */
+const LOAD_GENERATOR_FLAGS = ["--max-old-space-size=4096", "--no-allocation-site-pretenuring"];
+
 export function spawnWorker(label: string): WorkerHandle {
   const child = spawnPinned(
     CLIENT_CORE,
     process.execPath,
     [
-      "--max-old-space-size=4096",
+      ...LOAD_GENERATOR_FLAGS,
       ...cpuProfileFlags(process.env.BENCH_WORKER_CPU_PROF_DIR),
       ...TSX_IMPORT,
       WORKER,
