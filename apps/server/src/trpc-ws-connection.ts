@@ -3,7 +3,6 @@ import type { Duplex } from "node:stream";
 import { isObservable, observableToAsyncIterable } from "@trpc/server/observable";
 import {
   type AnyRouter,
-  callProcedure,
   getErrorShape,
   getTRPCErrorFromUnknown,
   type inferRouterContext,
@@ -19,6 +18,7 @@ import {
 } from "@trpc/server/unstable-core-do-not-import";
 import { COMPACT_FRAMES, FRAMES_PARAM, type OutboundSocket } from "@wedsync/channels";
 import type { WebSocket } from "ws";
+import { callProcedureChain } from "./procedure-chain.ts";
 import { textFrame } from "./text-frame.ts";
 import { type SubscriptionHost, type WsCall, WsSubscription } from "./trpc-ws-subscription.ts";
 import { beforeWrite, type TurnWriter } from "./turn-cork.ts";
@@ -307,7 +307,13 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   ) {
     const ctx = await this.context;
     const { router } = this.handler.options;
-    return callProcedure({ router, path, getRawInput: async () => input, ctx, type, signal, batchIndex });
+    return callProcedureChain(router, type, {
+      path,
+      getRawInput: async () => input,
+      ctx,
+      signal,
+      batchIndex,
+    });
   }
 
   /**
