@@ -24,8 +24,9 @@ type ProcedureDef = AnyProcedure["_def"] & { middlewares: AnyMiddlewareFunction[
  * that type. The difference is only in how: tRPC's published build copies the call's options at
  * every layer through a transpiled object-spread helper (a key array, a closure and a
  * defineProperty per key); here they are native spreads. On the WebSocket path that is every
- * subscription and every socket call: server CPU per connect in a 1,000-connect storm fell from
- * 0.215 to 0.18 ms (medians of six runs each, 2026-11-30).
+ * subscription and every socket call: in the bench's warm 1,000-connect storm the server's CPU per
+ * connect went from 0.20 to 0.18 ms and the storm's p99 from 43.9 to 36.8 ms (medians of twelve
+ * runs each, interleaved, 2026-11-30).
  */
 export async function callProcedureChain(
   router: AnyRouter,
