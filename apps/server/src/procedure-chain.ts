@@ -11,7 +11,8 @@ import {
   TRPCError,
 } from "@trpc/server/unstable-core-do-not-import";
 
-type CallOptions = ProcedureCallOptions<unknown>;
+/** A layer's options: `input` is what the layers before it parsed (undefined before the parser). */
+type CallOptions = ProcedureCallOptions<unknown> & { input: unknown };
 type Result = MiddlewareResult<unknown>;
 type NextOptions = { ctx?: object; input?: unknown; getRawInput?: CallOptions["getRawInput"] };
 /** A built procedure's `_def` at runtime: tRPC's procedure caller keeps its builder's middlewares there. */
@@ -31,13 +32,13 @@ type ProcedureDef = AnyProcedure["_def"] & { middlewares: AnyMiddlewareFunction[
 export async function callProcedureChain(
   router: AnyRouter,
   type: ProcedureType,
-  options: Omit<CallOptions, "type">,
+  options: Omit<CallOptions, "type" | "input">,
 ): Promise<unknown> {
   const { path } = options;
   const procedure = (await getProcedureAtPath(router, path)) as AnyProcedure | null;
   if (procedure?._def.type !== type)
     throw new TRPCError({ code: "NOT_FOUND", message: `No "${type}"-procedure on path "${path}"` });
-  const result = await runLayer(procedure._def as ProcedureDef, 0, { ...options, type });
+  const result = await runLayer(procedure._def as ProcedureDef, 0, { ...options, type, input: undefined });
   if (!result.ok) throw result.error;
   return result.data;
 }
@@ -47,7 +48,6 @@ async function runLayer(def: ProcedureDef, index: number, options: CallOptions):
   try {
     return await middlewares[index]!({
       ...options,
-      input: options.input,
       meta,
       next: (next?: NextOptions) =>
         runLayer(def, index + 1, {

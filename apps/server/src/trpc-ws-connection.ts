@@ -65,7 +65,8 @@ const TEXT = { binary: false };
  * per socket and one WsSubscription per subscription. tRPC's own adapter gives every connection about
  * twenty closures and an AbortController, and every subscription a second AbortController, Unpromise
  * races and two suspended async frames; an idle subscribed connection is mostly that. The frames
- * are the same: answers go through tRPC's transformTRPCResponse and getErrorShape and the encoder.
+ * are the same: answers go through tRPC's transformTRPCResponse and getErrorShape and the encoder;
+ * procedures run through their middleware chain as tRPC's callProcedure runs it (procedure-chain.ts).
  *
  * The socket listeners are shared by all connections (`this` is the socket that emitted).
  */

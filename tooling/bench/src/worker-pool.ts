@@ -67,7 +67,7 @@ const PUBLISHER_PRIORITY = -10;
  * received message): in a connect storm every such array outlives its scavenge (it waits for the
  * connection's next message), so V8 may tenure the site. From then on every message's array is born
  * old and keeps its young Buffer alive through the remembered set until a mark-compact: the worker's
- * old generation grew ~1.7 MB per scavenge, scavenges took 6-50 ms instead of 0.5-5, and the
+ * old generation grew ~1.7 MB per scavenge, scavenges took 5-50 ms instead of 0.5-5, and the
  * deliveries behind them waited. Seen (`--trace-pretenuring-statistics`, the site's address from
  * `%DebugPrint`) in bare ws's load generators as in WedSync's, in whichever run the decision fell
  * that way. The harness measures servers, so its instruments run without the heuristic, every
