@@ -26,8 +26,8 @@ type ProcedureDef = AnyProcedure["_def"] & { middlewares: AnyMiddlewareFunction[
  * every layer through a transpiled object-spread helper (a key array, a closure and a
  * defineProperty per key); here they are native spreads. On the WebSocket path that is every
  * subscription and every socket call: in the bench's warm 1,000-connect storm the server's CPU per
- * connect went from 0.20 to 0.18 ms and the storm's p99 from 43.9 to 36.8 ms (medians of twelve
- * runs each, interleaved, 2026-11-30).
+ * connect went from 0.20 to 0.185 ms and the storm's p99 from 41.7 to 37.4 ms (medians of 18 runs
+ * each in three interleaved rounds, 2026-11-30; the noise between runs is of the same size).
  */
 export async function callProcedureChain(
   router: AnyRouter,
