@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { isObservable, observableToAsyncIterable } from "@trpc/server/observable";
 import {
   type AnyRouter,
+  callProcedure,
   getErrorShape,
   getTRPCErrorFromUnknown,
   type inferRouterContext,
@@ -18,7 +19,6 @@ import {
 } from "@trpc/server/unstable-core-do-not-import";
 import { COMPACT_FRAMES, FRAMES_PARAM, type OutboundSocket } from "@wedsync/channels";
 import type { WebSocket } from "ws";
-import { callProcedureChain } from "./procedure-chain.ts";
 import { textFrame } from "./text-frame.ts";
 import { type SubscriptionHost, type WsCall, WsSubscription } from "./trpc-ws-subscription.ts";
 import { beforeWrite, type TurnWriter } from "./turn-cork.ts";
@@ -65,8 +65,7 @@ const TEXT = { binary: false };
  * per socket and one WsSubscription per subscription. tRPC's own adapter gives every connection about
  * twenty closures and an AbortController, and every subscription a second AbortController, Unpromise
  * races and two suspended async frames; an idle subscribed connection is mostly that. The frames
- * are the same: answers go through tRPC's transformTRPCResponse and getErrorShape and the encoder;
- * procedures run through their middleware chain as tRPC's callProcedure runs it (procedure-chain.ts).
+ * are the same: answers go through tRPC's transformTRPCResponse and getErrorShape and the encoder.
  *
  * The socket listeners are shared by all connections (`this` is the socket that emitted).
  */
@@ -308,13 +307,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   ) {
     const ctx = await this.context;
     const { router } = this.handler.options;
-    return callProcedureChain(router, type, {
-      path,
-      getRawInput: async () => input,
-      ctx,
-      signal,
-      batchIndex,
-    });
+    return callProcedure({ router, path, getRawInput: async () => input, ctx, type, signal, batchIndex });
   }
 
   /**
