@@ -1,6 +1,6 @@
 import superjson from "superjson";
 import { describe, expect, it } from "vitest";
-import { fromCompact } from "../src/compact-frame.ts";
+import { compactPrefix, fromCompact } from "../src/compact-frame.ts";
 import type { ChannelMessage } from "../src/message.ts";
 import {
   channelsTransformer,
@@ -83,7 +83,7 @@ describe("live frames written by a stream itself", () => {
   it("are what tRPC would send on the subscription whose `started` followed the stream's first step", () => {
     for (const jsonrpc of [undefined, "2.0"] as const) {
       let prefix: string | undefined;
-      let requestId: unknown;
+      let requestId: string | number | null = null;
       expectStartedFrame({
         startedAs: (p, id) => {
           prefix = p;
@@ -97,8 +97,9 @@ describe("live frames written by a stream itself", () => {
       expect(JSON.parse(live!.toString("utf8"))).toEqual(JSON.parse(stock(message(), jsonrpc)));
       // Built once: every subscriber with the same request id writes the same bytes.
       expect(liveFrame(published, prefix!, undefined)).toBe(live);
-      // Compact frames answer the same request.
-      expect(requestId).toBe(42);
+      // The compact frame a stream builds from that request id answers the same request.
+      const compact = liveFrame(published, prefix!, compactPrefix(requestId));
+      expect(JSON.parse(compact!.toString("utf8"))[0]).toBe(42);
     }
   });
 
