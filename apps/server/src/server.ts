@@ -8,6 +8,7 @@ import {
   type ChannelServices,
   type Context,
   channelsWsEncoder,
+  directSubscriptions,
   type TokenVerifier,
 } from "@wedsync/channels";
 import type { Logger } from "pino";
@@ -174,6 +175,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const trpcWs = ownAdapters
     ? new TrpcWsHandler<AppRouter>({
         router: appRouter,
+        directSubscriptions,
         encoder: channelsWsEncoder,
         onError,
         createContext: createWsContext,

@@ -46,6 +46,14 @@ export interface WsContextOptions {
 
 export interface TrpcWsOptions<TRouter extends AnyRouter> {
   router: TRouter;
+  /**
+   * Subscriptions opened without tRPC's procedure runner, by path: each must do what its procedure
+   * does (see @wedsync/channels' direct-subscriptions.ts). Every other call goes through callProcedure.
+   */
+  directSubscriptions?: ReadonlyMap<
+    string,
+    (ctx: inferRouterContext<TRouter>, input: unknown, signal: AbortSignal) => Promise<unknown>
+  >;
   encoder: WsEncoder;
   /** Runs once per connection, at connect or on its connectionParams; a rejection answers an error and closes. */
   createContext(options: WsContextOptions): Promise<inferRouterContext<TRouter>>;
@@ -327,7 +335,10 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
     subscriptions.set(id, subscription);
     try {
       const { signal } = subscription;
-      const result = await this.runProcedure("subscription", path, input, signal, batchIndex);
+      const direct = this.handler.options.directSubscriptions?.get(path);
+      const result = direct
+        ? await direct(await this.context, input, signal)
+        : await this.runProcedure("subscription", path, input, signal, batchIndex);
       const iterable = isObservable(result) ? observableToAsyncIterable(result, signal) : result;
       if (!isAsyncIterable(iterable)) {
         throw new TRPCError({

@@ -373,3 +373,93 @@ describe.each(["encode-once", "stock"])("tRPC WebSocket protocol (%s)", (mode) =
     expect(socket.closeCode).toBe(1012);
   });
 });
+
+/**
+ * channel.events is opened without tRPC's procedure runner on the default handler
+ * (direct-subscriptions.ts); tRPC's own adapter (`stock`) runs the procedure. Every refusal must
+ * reach the client as the same frame from both.
+ */
+describe("channel.events refusals: the direct path answers as tRPC's procedure runner does", () => {
+  const servers: Record<string, TestServer> = {};
+  const sockets: RawSocket[] = [];
+
+  beforeAll(async () => {
+    for (const mode of ["encode-once", "stock"])
+      servers[mode] = await startTestServer({ env: { CHANNELS_FANOUT_MODE: mode } });
+  });
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.close();
+    await Promise.all(Object.values(servers).map((server) => server.stop()));
+  });
+
+  const supplierId = uid("s");
+  const claims: Claims = { sub: uid("u"), role: "supplier", suppliers: [supplierId] };
+  const ownName = `collaboration:${supplierId}:${uid("c")}`;
+
+  /** Opens a socket as `who` on each server, sends the raw `subscription` frame, returns each answer. */
+  async function answers(who: "member" | "no token" | "bad token", params: string) {
+    const frames: Frame[] = [];
+    for (const server of Object.values(servers)) {
+      const token =
+        who === "member" ? await server.token(claims) : who === "bad token" ? "not.a.jwt" : undefined;
+      const socket = await RawSocket.open(server.url, token);
+      sockets.push(socket);
+      socket.send(`{"id":3,"method":"subscription","params":${params}}`);
+      frames.push(await socket.answer(3));
+    }
+    return frames;
+  }
+
+  const cases: Array<[string, "member" | "no token" | "bad token", string, string]> = [
+    [
+      "no token",
+      "no token",
+      `{"path":"channel.events","input":{"json":{"channelName":"${ownName}"}}}`,
+      "UNAUTHORIZED",
+    ],
+    [
+      "a forged token",
+      "bad token",
+      `{"path":"channel.events","input":{"json":{"channelName":"${ownName}"}}}`,
+      "UNAUTHORIZED",
+    ],
+    [
+      "a malformed name",
+      "member",
+      `{"path":"channel.events","input":{"json":{"channelName":"no colons"}}}`,
+      "BAD_REQUEST",
+    ],
+    ["no channel name", "member", `{"path":"channel.events","input":{"json":{}}}`, "BAD_REQUEST"],
+    [
+      "an oversized lastEventId",
+      "member",
+      `{"path":"channel.events","input":{"json":{"channelName":"${ownName}","lastEventId":"${"x".repeat(200)}"}}}`,
+      "BAD_REQUEST",
+    ],
+    [
+      "a hostile input",
+      "member",
+      `{"path":"channel.events","input":{"json":{"channelName":"${ownName}","__proto__":{"admin":true}}}}`,
+      "BAD_REQUEST",
+    ],
+    [
+      "a channel that does not exist",
+      "member",
+      `{"path":"channel.events","input":{"json":{"channelName":"${ownName}"}}}`,
+      "NOT_FOUND",
+    ],
+    [
+      "another supplier's channel",
+      "member",
+      `{"path":"channel.events","input":{"json":{"channelName":"collaboration:${uid("s")}:${uid("c")}"}}}`,
+      "FORBIDDEN",
+    ],
+  ];
+
+  it.each(cases)("%s", async (_what, who, params, code) => {
+    const [direct, procedure] = await answers(who, params);
+    expect(errorCodeOf(procedure!)).toBe(code);
+    expect(direct).toEqual(procedure);
+  });
+});

@@ -29,6 +29,7 @@ export { MessageQueue } from "./message-queue.ts";
 export { isAllowed } from "./policy.ts";
 export { type OnlineUser, type PresenceEvent, PresenceManager } from "./presence-manager.ts";
 export { type AppRouter, appRouter } from "./router/app-router.ts";
+export { type DirectSubscription, directSubscriptions } from "./router/direct-subscriptions.ts";
 export { type Context, createCallerFactory } from "./router/trpc.ts";
 export { toPlainText } from "./sanitize.ts";
 export { type ChannelServices, createChannelServices } from "./services.ts";

@@ -4,7 +4,7 @@ import { channelNameSchema, parseChannelName, segmentSchema } from "../channel-n
 import { eventSchema } from "../events.ts";
 import { identityClaimsSchema } from "../identity.ts";
 import { webhookSecretSchema, webhookUrlSchema } from "../webhooks.ts";
-import { authedProcedure, router } from "./trpc.ts";
+import { type AuthedContext, authedProcedure, router } from "./trpc.ts";
 
 const messageIdSchema = z.string().min(1).max(128);
 const METADATA_MAX_BYTES = 4_096;
@@ -17,6 +17,34 @@ const metadataSchema = z
   );
 
 const channelInput = z.object({ channelName: channelNameSchema });
+
+/** channel.events' input. */
+export const eventsInputSchema = z.object({
+  channelName: channelNameSchema,
+  lastEventId: messageIdSchema.nullish(),
+});
+
+/**
+ * channel.events' resolver (see direct-subscriptions.ts). The stream is opened before it returns,
+ * which is awaited before the client is told `started`: access errors arrive as errors, and nothing
+ * published after the client has seen `started` is missed. It returns the stream itself, not an async
+ * generator around it: a second generator layer would be kept (with its pending request and
+ * promises) for every subscribed connection.
+ */
+export async function openEvents({
+  ctx,
+  input,
+  signal,
+}: {
+  ctx: AuthedContext;
+  input: z.output<typeof eventsInputSchema>;
+  signal: AbortSignal | undefined;
+}) {
+  const { manager } = ctx.services;
+  const opened = await manager.openStream(ctx.identity, input.channelName, input.lastEventId ?? undefined);
+  const abort = signal ?? new AbortController().signal;
+  return manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
+}
 const userIdSchema = identityClaimsSchema.shape.sub;
 
 /** channel.broadcast's input; POST /webhooks/inbound takes the same body. */
@@ -109,20 +137,5 @@ export const channelRouter = router({
 
   list: authedProcedure.query(({ ctx }) => ctx.services.manager.listChannels(ctx.identity)),
 
-  events: authedProcedure
-    .input(z.object({ channelName: channelNameSchema, lastEventId: messageIdSchema.nullish() }))
-    // Opened before the resolver returns, which tRPC awaits before it answers `started`: access
-    // errors arrive as errors, and nothing published after the client has seen `started` is missed.
-    // It returns the stream itself, not an async generator around it: a second generator layer would
-    // be kept (with its pending request and promises) for every subscribed connection.
-    .subscription(async ({ ctx, input, signal }) => {
-      const { manager } = ctx.services;
-      const opened = await manager.openStream(
-        ctx.identity,
-        input.channelName,
-        input.lastEventId ?? undefined,
-      );
-      const abort = signal ?? new AbortController().signal;
-      return manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
-    }),
+  events: authedProcedure.input(eventsInputSchema).subscription(openEvents),
 });

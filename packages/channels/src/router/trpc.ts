@@ -32,6 +32,23 @@ const t = initTRPC.context<Context>().create({
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
+/** A procedure's context once authedProcedure has let the call through. */
+export type AuthedContext = Context & { identity: Identity };
+
+/** authedProcedure's first check: the caller's identity, or UNAUTHORIZED. */
+export function requireIdentity(ctx: Context): Identity {
+  if (!ctx.identity) {
+    throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
+  }
+  return ctx.identity;
+}
+
+/** authedProcedure's second check, on the input as the transformer read it. */
+export function refuseHostile(rawInput: unknown) {
+  if (rawInput instanceof HostileInput)
+    throw new TRPCError({ code: "BAD_REQUEST", message: rawInput.reason });
+}
+
 /**
  * The caller holds a valid token and sent no hostile input. Mutations are counted so that a draining
  * instance finishes what it has accepted. One middleware, not two: every layer of tRPC's chain copies
@@ -39,12 +56,9 @@ export const createCallerFactory = t.createCallerFactory;
  */
 export const authedProcedure = t.procedure.use(({ ctx, type, next, getRawInput }) => {
   const call = async () => {
-    if (!ctx.identity) {
-      throw new TRPCError({ code: "UNAUTHORIZED", message: ctx.authError ?? "a valid token is required" });
-    }
-    const input = await getRawInput();
-    if (input instanceof HostileInput) throw new TRPCError({ code: "BAD_REQUEST", message: input.reason });
-    return next({ ctx: { identity: ctx.identity } });
+    const identity = requireIdentity(ctx);
+    refuseHostile(await getRawInput());
+    return next({ ctx: { identity } });
   };
   return type === "mutation" ? ctx.services.inflight.run(call) : call();
 });
