@@ -40,6 +40,14 @@ export const SYSTEMS: Record<string, SystemSpec> = {
     { instances: 1, env: { CHANNELS_FANOUT_MODE: "stock" } },
     true,
   ),
+  // Another version of WedSync beside this one, in the same run: BENCH_BASE_ROOT names its checkout.
+  "wedsync-base": spec(
+    "wedsync-base",
+    "WedSync base checkout",
+    wedSyncServer,
+    { instances: 1, root: process.env.BENCH_BASE_ROOT ?? "" },
+    true,
+  ),
   "wedsync-prod": spec(
     "wedsync-prod",
     "WedSync (PG+Redis)",

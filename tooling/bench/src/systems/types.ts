@@ -37,6 +37,8 @@ export interface StartOptions {
   redis?: boolean;
   /** Extra server environment (WedSync variants). */
   env?: Record<string, string>;
+  /** Another checkout of this repository whose server runs instead of this one's (WedSync only). */
+  root?: string;
 }
 
 export interface RunningSystem {

@@ -2,7 +2,9 @@
  * WedSync's server side: apps/server/src/main.ts under tsx, pinned to the server core, with limits
  * set out of the bench's way; embedded (PGlite, in-process fan-out) or Postgres + Redis, 1..n instances.
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { sleep, withTimeout } from "../clock.ts";
 import { inspectPortFlag } from "../inspector.ts";
@@ -22,8 +24,8 @@ import { type RunningSystem, type ServerAdapter, type StartOptions, SystemUnavai
 import { connectWedSync, createChannels, replayChannel, scrapeGauge } from "./wedsync-client.ts";
 import { forgetTemplate, pgliteStorage, postgresStorage } from "./wedsync-storage.ts";
 
-const SERVER_DIR = join(REPO_ROOT, "apps/server");
-const MAIN = join(SERVER_DIR, "src/main.ts");
+const serverDirOf = (root: string) => join(root, "apps/server");
+const mainOf = (root: string) => join(serverDirOf(root), "src/main.ts");
 const HIGH = "100000000";
 
 /** Limits set out of the way: the bench measures the data path, not the throttles. */
@@ -64,7 +66,7 @@ interface Instance {
   output(): string;
 }
 
-async function launch(count: number, env: Record<string, string>): Promise<Instance[]> {
+async function launch(count: number, env: Record<string, string>, root = REPO_ROOT): Promise<Instance[]> {
   return Promise.all(
     Array.from({ length: count }, async (_, i) => {
       const port = await freePort();
@@ -76,10 +78,10 @@ async function launch(count: number, env: Record<string, string>): Promise<Insta
           inspectPortFlag(inspectorPort),
           ...cpuProfileFlags(process.env.BENCH_CPU_PROF_DIR),
           ...TSX_IMPORT,
-          MAIN,
+          mainOf(root),
         ],
         {
-          cwd: SERVER_DIR,
+          cwd: serverDirOf(root),
           env: {
             ...cleanEnv(),
             ...BENCH_LIMITS,
@@ -158,19 +160,23 @@ async function migrateDataDir(dir: string) {
 async function startOnce(options: StartOptions): Promise<RunningSystem> {
   const secret = randomBytes(24).toString("hex");
   const storage = options.postgres ? await postgresStorage() : await pgliteStorage(migrateDataDir);
-  const instances = await launch(options.instances, {
-    ...storage.env,
-    CHANNELS_JWT_SECRET: secret,
-    ...(options.redis ? { REDIS_URL } : {}),
-    ...options.env,
-    ...extraEnv(),
-  });
+  const instances = await launch(
+    options.instances,
+    {
+      ...storage.env,
+      CHANNELS_JWT_SECRET: secret,
+      ...(options.redis ? { REDIS_URL } : {}),
+      ...options.env,
+      ...extraEnv(),
+    },
+    options.root,
+  );
   const system: RunningSystem = {
     urls: instances.map(({ url }) => url),
     pids: instances.map(({ child }) => child.pid!),
     inspectorPorts: instances.map(({ inspectorPort }) => inspectorPort),
     clientConfig: { kind: "wedsync", secret },
-    notes: [],
+    notes: options.root === undefined ? [] : [`server from ${options.root} at ${commitOf(options.root)}`],
     prepareChannels: (names) => createChannels(instances[0]!.url, secret, names),
     replayChannel: (name, untilSeq) => replayChannel(instances[0]!.url, secret, name, untilSeq),
     liveSubscriptions: async () => {
@@ -195,8 +201,20 @@ async function startOnce(options: StartOptions): Promise<RunningSystem> {
   return system;
 }
 
+function commitOf(root: string): string {
+  try {
+    return execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+  } catch {
+    return "an unknown commit";
+  }
+}
+
 export const wedSyncServer: ServerAdapter = {
   async start(options) {
+    if (options.root !== undefined && !existsSync(mainOf(options.root)))
+      throw new SystemUnavailable(
+        `no WedSync checkout at "${options.root}": set BENCH_BASE_ROOT to one (e.g. a git worktree, installed)`,
+      );
     if (options.instances > 1 && !(options.postgres && options.redis))
       throw new SystemUnavailable("several WedSync instances need Postgres and Redis");
     if (options.redis) await checkRedis();
