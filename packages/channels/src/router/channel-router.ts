@@ -45,6 +45,7 @@ export async function openEvents({
   const abort = signal ?? new AbortController().signal;
   return manager.streamEvents(ctx.identity, input.channelName, opened, abort, ctx.socket);
 }
+
 const userIdSchema = identityClaimsSchema.shape.sub;
 
 /** channel.broadcast's input; POST /webhooks/inbound takes the same body. */

@@ -11,7 +11,9 @@ export type DirectSubscription = (ctx: Context, rawInput: unknown, signal: Abort
  * its procedure runs, in the same order and with the same errors: authedProcedure's checks, the
  * procedure's own input schema through tRPC's parser (a refusal wrapped as tRPC's input middleware
  * wraps it), then the procedure's resolver. The runner around them (a layer per middleware, each
- * copying the call's options, and a promise per layer) is skipped.
+ * copying the call's options, and a promise per layer) is skipped: in the bench's connect storms it
+ * cost about a sixth of the server's CPU per connect (0.315 against 0.265 ms, medians of eight
+ * alternating storms of 2,000) and 15 of the 63 KB allocated per connect.
  *
  * Only channel.events: every client opens one when it connects.
  */
