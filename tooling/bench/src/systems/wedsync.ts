@@ -211,7 +211,8 @@ function commitOf(root: string): string {
 
 export const wedSyncServer: ServerAdapter = {
   async start(options) {
-    if (options.root !== undefined && !existsSync(mainOf(options.root)))
+    // "" is BENCH_BASE_ROOT unset: relative to the working directory it could name this checkout.
+    if (options.root !== undefined && (options.root === "" || !existsSync(mainOf(options.root))))
       throw new SystemUnavailable(
         `no WedSync checkout at "${options.root}": set BENCH_BASE_ROOT to one (e.g. a git worktree, installed)`,
       );
