@@ -11,6 +11,7 @@ const shared = {
 
 export default testConfig({
   test: {
+    globalSetup: ["test/build-server.ts"],
     projects: [
       { test: { ...shared, name: "server", include: ["test/*.test.ts"] } },
       {

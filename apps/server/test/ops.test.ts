@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { codeOf, events, post, startTestServer, supplierDashboard, type TestServer, uid } from "./harness.ts";
+import { SERVER_DIR, SERVER_PROGRAM } from "./server-program.ts";
 
 let server: TestServer;
 
@@ -143,8 +144,8 @@ describe("start-up configuration", () => {
     ["CHANNELS_RETENTION", "a week"],
     ["CHANNELS_TIER_FREE", "-3"],
   ])("refuses to start with %s=%s and names the variable", async (name, value) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      cwd: new URL("..", import.meta.url).pathname,
+    const child = spawn(process.execPath, SERVER_PROGRAM, {
+      cwd: SERVER_DIR,
       env: { ...process.env, [name]: value, CHANNELS_DATA_DIR: "/nonexistent-never-created" },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,5 +1,5 @@
 /**
- * Helpers for the multi-instance tests: real server processes (`node --import tsx src/main.ts`),
+ * Helpers for the multi-instance tests: real server processes (what `pnpm start` runs, see server-program.ts),
  * nginx as a round-robin load balancer in front of them, a TCP proxy whose connections a test can
  * cut, a dedicated redis-server a test may stop and restart, and a delivery audit. Everything a
  * helper starts is registered with a `Resources` list that the suite releases in afterAll, whether
@@ -10,14 +10,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type ChannelMessage, mintToken } from "@wedsync/channels";
 import { type ChannelsClient, createChannelsClient } from "@wedsync/client";
 import { redisUrlForTests, startRedisServer } from "../../../../packages/bus/test/redis-server.ts";
 import { createFreshDatabase, postgresUrlForTests } from "../../../../packages/db/test/fresh-postgres.ts";
 import { type Claims, type Collector, collect, fullClaims, randomSecret } from "../harness.ts";
-
-const SERVER_DIR = fileURLToPath(new URL("../..", import.meta.url));
+import { SERVER_DIR, SERVER_PROGRAM } from "../server-program.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Prerequisites: skipped locally with a note, a loud failure under CI.
@@ -242,7 +240,7 @@ class ServerChild implements ServerProcess {
   }
 
   spawn() {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    const child = spawn(process.execPath, SERVER_PROGRAM, {
       cwd: SERVER_DIR,
       env: { ...this.env, PORT: String(this.port) },
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,6 +1,7 @@
 /**
- * WedSync's server side: apps/server/src/main.ts under tsx, pinned to the server core, with limits
- * set out of the bench's way; embedded (PGlite, in-process fan-out) or Postgres + Redis, 1..n instances.
+ * WedSync's server side: apps/server as `pnpm start` runs it (its bundle, built once per run), pinned
+ * to the server core, with limits set out of the bench's way; embedded (PGlite, in-process fan-out)
+ * or Postgres + Redis, 1..n instances.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -26,6 +27,29 @@ import { forgetTemplate, pgliteStorage, postgresStorage } from "./wedsync-storag
 
 const serverDirOf = (root: string) => join(root, "apps/server");
 const mainOf = (root: string) => join(serverDirOf(root), "src/main.ts");
+const buildScriptOf = (root: string) => join(serverDirOf(root), "scripts/build.mjs");
+
+/** Per checkout: what node runs to start its server, once its bundle is built. */
+const programs = new Map<string, string[]>();
+
+/**
+ * The server's program as `pnpm start` runs it: the bundle its build script makes, with source maps.
+ * A checkout from before the server was bundled (a `wedsync-base` of an older commit) runs its
+ * source under tsx, as its own `pnpm start` did.
+ */
+function programOf(root: string): string[] {
+  let program = programs.get(root);
+  if (program === undefined) {
+    if (existsSync(buildScriptOf(root))) {
+      execFileSync(process.execPath, [buildScriptOf(root)], { cwd: serverDirOf(root), stdio: "pipe" });
+      program = ["--enable-source-maps", join(serverDirOf(root), "dist/main.mjs")];
+    } else {
+      program = [...TSX_IMPORT, mainOf(root)];
+    }
+    programs.set(root, program);
+  }
+  return program;
+}
 const HIGH = "100000000";
 
 /** Limits set out of the way: the bench measures the data path, not the throttles. */
@@ -77,8 +101,7 @@ async function launch(count: number, env: Record<string, string>, root = REPO_RO
         [
           inspectPortFlag(inspectorPort),
           ...cpuProfileFlags(process.env.BENCH_CPU_PROF_DIR),
-          ...TSX_IMPORT,
-          mainOf(root),
+          ...programOf(root),
         ],
         {
           cwd: serverDirOf(root),
