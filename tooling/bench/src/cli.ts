@@ -13,6 +13,7 @@ import { SCENARIOS } from "./scenarios/index.ts";
 import { BASELINE, SYSTEMS } from "./systems/index.ts";
 import { SystemUnavailable } from "./systems/types.ts";
 import { measureWakePenalty } from "./wake-penalty.ts";
+import { buildWorker } from "./worker-pool.ts";
 
 /** No scenario run may take longer than this, whatever hangs. */
 const CELL_TIMEOUT_MS = 10 * 60_000;
@@ -38,6 +39,7 @@ async function main() {
       `warning: ulimit -n is ${limit}; idle-memory needs ~${needed} open files per process (run \`ulimit -n 65536\` first)`,
     );
 
+  await buildWorker();
   const wakePenalty = measureWakePenalty();
   if (wakePenalty)
     console.log(
