@@ -17,7 +17,7 @@ import {
   type TRPCResponseMessage,
   transformTRPCResponse,
 } from "@trpc/server/unstable-core-do-not-import";
-import { COMPACT_FRAMES, FRAMES_PARAM, type OutboundSocket } from "@wedsync/channels";
+import { COMPACT_FRAMES, FRAMES_PARAM, type OutboundSocket, type StopSignal } from "@wedsync/channels";
 import type { WebSocket } from "ws";
 import { textFrame } from "./text-frame.ts";
 import { type SubscriptionHost, type WsCall, WsSubscription } from "./trpc-ws-subscription.ts";
@@ -52,7 +52,7 @@ export interface TrpcWsOptions<TRouter extends AnyRouter> {
    */
   directSubscriptions?: ReadonlyMap<
     string,
-    (ctx: inferRouterContext<TRouter>, input: unknown, signal: AbortSignal) => Promise<unknown>
+    (ctx: inferRouterContext<TRouter>, input: unknown, signal: StopSignal) => Promise<unknown>
   >;
   encoder: WsEncoder;
   /** Runs once per connection, at connect or on its connectionParams; a rejection answers an error and closes. */
@@ -334,12 +334,11 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
     const subscription = new WsSubscription(this, id, jsonrpc, path, input);
     subscriptions.set(id, subscription);
     try {
-      const { signal } = subscription;
       const direct = this.handler.options.directSubscriptions?.get(path);
       const result = direct
-        ? await direct(await this.context, input, signal)
-        : await this.runProcedure("subscription", path, input, signal, batchIndex);
-      const iterable = isObservable(result) ? observableToAsyncIterable(result, signal) : result;
+        ? await direct(await this.context, input, subscription)
+        : await this.runProcedure("subscription", path, input, subscription.signal, batchIndex);
+      const iterable = isObservable(result) ? observableToAsyncIterable(result, subscription.signal) : result;
       if (!isAsyncIterable(iterable)) {
         throw new TRPCError({
           code: "INTERNAL_SERVER_ERROR",
@@ -348,7 +347,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
       }
       // Stopped or closing while the procedure ran: nobody will read it. Aborting its signal is what
       // releases what the procedure set up (a stream that was never iterated also ends by itself).
-      if (signal.aborted || this.socket.readyState !== WEBSOCKET_OPEN) {
+      if (subscription.aborted || this.socket.readyState !== WEBSOCKET_OPEN) {
         subscription.stop();
         return this.forget(subscription);
       }

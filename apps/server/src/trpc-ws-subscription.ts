@@ -1,4 +1,5 @@
 import { isTrackedEnvelope, type TRPCResponseMessage } from "@trpc/server/unstable-core-do-not-import";
+import type { StopListener, StopSignal } from "@wedsync/channels";
 
 /** A request's identity as its answers need it: every frame answering it carries `id` and `jsonrpc`. */
 export interface WsCall {
@@ -28,13 +29,19 @@ const STOPPED = { type: "stopped" } as const;
 const STOPPED_REASON = new DOMException("The subscription was stopped", "AbortError");
 
 /**
- * One `subscription` request: its abort signal (the procedure's `signal`, aborted by
- * `subscription.stop` or the socket closing) and the loop that forwards what the procedure's async
- * iterable yields. An idle subscribed connection keeps one of these per stream, so it holds only
- * what answering needs; the iterator and the loop's state live in the pending `pump` call.
+ * One `subscription` request: the signal that stops it (by `subscription.stop` or the socket
+ * closing) and the loop that forwards what the procedure's async iterable yields. An idle subscribed
+ * connection keeps one of these per stream, so it holds only what answering needs; the iterator and
+ * the loop's state live in the pending `pump` call.
+ *
+ * It is its own StopSignal, which is all a direct subscription (@wedsync/channels'
+ * direct-subscriptions.ts) needs; a procedure run through tRPC gets a real AbortSignal (`signal`),
+ * made when first asked for.
  */
-export class WsSubscription implements WsCall {
-  private readonly controller = new AbortController();
+export class WsSubscription implements WsCall, StopSignal {
+  private stopped = false;
+  private controller: AbortController | undefined;
+  private listeners: StopListener[] | undefined;
 
   constructor(
     private readonly host: SubscriptionHost,
@@ -48,12 +55,38 @@ export class WsSubscription implements WsCall {
     return "subscription" as const;
   }
 
-  get signal() {
+  get aborted() {
+    return this.stopped;
+  }
+
+  /** An AbortSignal that aborts with this subscription, for procedures run through tRPC. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.stopped) this.controller.abort(STOPPED_REASON);
+    }
     return this.controller.signal;
   }
 
+  /** As on an AbortSignal: called once, on stop; never after it. */
+  addEventListener(_type: "abort", listener: StopListener) {
+    if (this.stopped) return;
+    this.listeners ??= [];
+    this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: StopListener) {
+    const at = this.listeners?.indexOf(listener) ?? -1;
+    if (at >= 0) this.listeners!.splice(at, 1);
+  }
+
   stop() {
-    this.controller.abort(STOPPED_REASON);
+    if (this.stopped) return;
+    this.stopped = true;
+    this.controller?.abort(STOPPED_REASON);
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners) for (const listener of listeners) listener.handleEvent();
   }
 
   /**
@@ -81,7 +114,7 @@ export class WsSubscription implements WsCall {
           break;
         }
         if (step.done) break;
-        if (this.signal.aborted) {
+        if (this.aborted) {
           // Stopped while the generator waits at a yield: return() runs its `finally`, which
           // releases what the stream holds (inbox, presence, gauges).
           await iterator.return?.();
@@ -92,7 +125,7 @@ export class WsSubscription implements WsCall {
       host.respond({ id, jsonrpc, result: STOPPED });
     } catch (cause) {
       // A value the transformer could not serialize, or a `finally` that threw.
-      this.controller.abort(STOPPED_REASON);
+      this.stop();
       host.reportError(cause, this);
       await iterator.return?.().catch(() => {});
     } finally {

@@ -15,6 +15,7 @@ import { type Access, isAllowed, mayGrant, webhookMayPublish } from "./policy.ts
 import type { PresenceEvent, PresenceManager } from "./presence-manager.ts";
 import type { RateLimits } from "./rate-limits.ts";
 import type { OutboundSocket } from "./slow-consumer.ts";
+import type { StopSignal } from "./stop-signal.ts";
 import { Waiter } from "./waiter.ts";
 import type { WebhookTargets } from "./webhook-url.ts";
 import { generateWebhookSecret } from "./webhooks.ts";
@@ -298,7 +299,7 @@ export class ChannelManager {
     identity: Identity,
     parsed: ParsedChannelName,
     opened: Awaited<ReturnType<ChannelManager["openStream"]>>,
-    signal: AbortSignal,
+    signal: StopSignal,
     socket?: OutboundSocket,
   ) {
     try {
@@ -323,7 +324,7 @@ export class ChannelManager {
     identity: Identity,
     parsed: ParsedChannelName,
     opened: Awaited<ReturnType<ChannelManager["openStream"]>>,
-    signal: AbortSignal,
+    signal: StopSignal,
     socket: OutboundSocket | undefined,
   ) {
     const { channel, afterSeq, otherEpoch } = opened;

@@ -1,5 +1,6 @@
 import type { LiveWrites } from "./live-writes.ts";
 import type { ChannelMessage } from "./message.ts";
+import type { StopSignal } from "./stop-signal.ts";
 import { Waiter } from "./waiter.ts";
 
 /** Receives live messages for one subscriber of one channel. */
@@ -91,7 +92,7 @@ export class Inbox extends Waiter implements FanoutListener {
    * Resolves when something arrives or the signal aborts; never rejects. While it waits with nothing
    * queued, live messages go to `writer` first, and only what the writer refuses wakes the reader.
    */
-  override wait(signal: AbortSignal, writer?: LiveWriter): Promise<void> {
+  override wait(signal: StopSignal, writer?: LiveWriter): Promise<void> {
     if (this.lost || this.revoked || this.head < this.items.length) return Promise.resolve();
     const woken = super.wait(signal);
     // Set after super.wait, which settles an earlier wait first (and so clears the writer).

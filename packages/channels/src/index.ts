@@ -35,6 +35,7 @@ export { toPlainText } from "./sanitize.ts";
 export { type ChannelServices, createChannelServices } from "./services.ts";
 export { type OutboundSocket, SLOW_CONSUMER_CLOSE_CODE } from "./slow-consumer.ts";
 export { type ClusterSnapshot, ClusterStats, type InstanceFigures } from "./stats.ts";
+export type { StopListener, StopSignal } from "./stop-signal.ts";
 export {
   acceptInboundWebhook,
   INBOUND_WEBHOOK_SENDER,

@@ -7,6 +7,7 @@ import type { LiveWrites } from "./live-writes.ts";
 import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
+import type { StopSignal } from "./stop-signal.ts";
 import { expectStartedFrame, liveFrame, type StartingSubscription, type WsResponse } from "./wire-format.ts";
 
 export interface StreamOptions {
@@ -24,7 +25,7 @@ export interface StreamOptions {
   afterSeq: number | null;
   /** The resume id named another epoch of the channel: announce a reset, then replay from the start. */
   otherEpoch?: boolean;
-  signal: AbortSignal;
+  signal: StopSignal;
   /** Whose stream this is; revocations for this user make the stream re-check access. */
   userId: string;
   /** Re-checks read access after a revocation (false ends the stream with FORBIDDEN). */
@@ -116,7 +117,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
   private readonly channel: ChannelRow;
-  private readonly signal: AbortSignal;
+  private readonly signal: StopSignal;
   private readonly afterSeq: number | null;
   private readonly otherEpoch: boolean;
   private readonly stillAllowed: () => Promise<boolean>;

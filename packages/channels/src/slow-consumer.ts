@@ -1,3 +1,5 @@
+import type { StopSignal } from "./stop-signal.ts";
+
 /** What a stream needs of the socket it writes to. */
 export interface OutboundSocket {
   readonly bufferedAmount: number;
@@ -25,7 +27,7 @@ export interface SendBufferLimits {
  * false when the socket stayed over the bound past the timeout, in which case it has been closed
  * with SLOW_CONSUMER_CLOSE_CODE (the client reconnects and resumes from its last event id).
  */
-export async function waitForRoom(socket: OutboundSocket, limits: SendBufferLimits, signal: AbortSignal) {
+export async function waitForRoom(socket: OutboundSocket, limits: SendBufferLimits, signal: StopSignal) {
   if (socket.bufferedAmount <= limits.maxBufferedBytes) return true;
   const deadline = Date.now() + limits.timeoutMs;
   while (!signal.aborted && socket.bufferedAmount > limits.maxBufferedBytes) {

@@ -1,3 +1,5 @@
+import type { StopSignal } from "./stop-signal.ts";
+
 /**
  * One reader waiting for "something happened", woken by a producer or by an abort. The Waiter is
  * itself the abort listener (`handleEvent`): an idle stream always has a wait pending, and this
@@ -5,10 +7,10 @@
  */
 export class Waiter {
   private resolve: (() => void) | undefined;
-  private signal: AbortSignal | undefined;
+  private signal: StopSignal | undefined;
 
   /** Resolves on the next wake() or when the signal aborts; never rejects. */
-  wait(signal: AbortSignal): Promise<void> {
+  wait(signal: StopSignal): Promise<void> {
     if (signal.aborted) return Promise.resolve();
     // A wait replacing one that is still pending settles it first, as a wake would.
     this.wake();

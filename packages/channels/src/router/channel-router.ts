@@ -3,6 +3,7 @@ import { z } from "zod";
 import { channelNameSchema, parseChannelName, segmentSchema } from "../channel-name.ts";
 import { eventSchema } from "../events.ts";
 import { identityClaimsSchema } from "../identity.ts";
+import type { StopSignal } from "../stop-signal.ts";
 import { webhookSecretSchema, webhookUrlSchema } from "../webhooks.ts";
 import { type AuthedContext, authedProcedure, router } from "./trpc.ts";
 
@@ -38,7 +39,7 @@ export async function openEvents({
 }: {
   ctx: AuthedContext;
   input: z.output<typeof eventsInputSchema>;
-  signal: AbortSignal | undefined;
+  signal: StopSignal | undefined;
 }) {
   const { manager } = ctx.services;
   const opened = await manager.openStream(ctx.identity, input.channelName, input.lastEventId ?? undefined);

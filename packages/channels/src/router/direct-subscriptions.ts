@@ -1,10 +1,11 @@
 import { getParseFn, TRPCError } from "@trpc/server/unstable-core-do-not-import";
 import type { z } from "zod";
+import type { StopSignal } from "../stop-signal.ts";
 import { eventsInputSchema, openEvents } from "./channel-router.ts";
 import { type AuthedContext, type Context, refuseHostile, requireIdentity } from "./trpc.ts";
 
 /** Opens a subscription from the connection's context and the input as the transformer read it. */
-export type DirectSubscription = (ctx: Context, rawInput: unknown, signal: AbortSignal) => Promise<unknown>;
+export type DirectSubscription = (ctx: Context, rawInput: unknown, signal: StopSignal) => Promise<unknown>;
 
 /**
  * Subscriptions a WebSocket adapter may open without tRPC's procedure runner, by path. Each runs what
@@ -23,7 +24,7 @@ export const directSubscriptions: ReadonlyMap<string, DirectSubscription> = new 
 
 function direct<TInput>(
   schema: z.ZodType<TInput>,
-  resolve: (options: { ctx: AuthedContext; input: TInput; signal: AbortSignal }) => Promise<unknown>,
+  resolve: (options: { ctx: AuthedContext; input: TInput; signal: StopSignal }) => Promise<unknown>,
 ): DirectSubscription {
   const parse = getParseFn(schema);
   return async (ctx, rawInput, signal) => {
