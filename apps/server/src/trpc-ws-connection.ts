@@ -132,7 +132,11 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   private ctx: Context<TRouter> | undefined;
   /** Settles once createContext has run; undefined until the client sent its connectionParams. */
   private context: Promise<Context<TRouter>> | undefined;
-  private subscriptions: Map<WsCall["id"], WsSubscription> | undefined;
+  /**
+   * Its live subscriptions, made with the first. An array, not a Map by id: a connection holds one
+   * or a few, and a Map's table was 0.35 KiB of what every subscribed connection kept.
+   */
+  private subscriptions: WsSubscription[] | undefined;
 
   constructor(
     private readonly handler: TrpcWsHandler<TRouter>,
@@ -185,9 +189,9 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   }
 
   closed() {
-    if (this.subscriptions === undefined) return;
-    for (const subscription of this.subscriptions.values()) subscription.stop();
-    this.subscriptions.clear();
+    const subscriptions = this.subscriptions;
+    this.subscriptions = undefined;
+    if (subscriptions) for (const subscription of subscriptions) subscription.stop();
   }
 
   respond(response: TRPCResponseMessage) {
@@ -229,7 +233,8 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   }
 
   forget(subscription: WsSubscription) {
-    if (this.subscriptions?.get(subscription.id) === subscription) this.subscriptions.delete(subscription.id);
+    const at = this.subscriptions?.indexOf(subscription) ?? -1;
+    if (at >= 0) this.subscriptions!.splice(at, 1);
   }
 
   private async makeContext(connectionFrame: string | Buffer | null) {
@@ -280,7 +285,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
       const error = new TRPCError({ code: "PARSE_ERROR", message: "`id` is required" });
       return this.reportError(error, { ...FRAME, jsonrpc });
     }
-    if (request.method === "subscription.stop") return this.subscriptions?.get(id)?.stop();
+    if (request.method === "subscription.stop") return this.subscriptionWith(id)?.stop();
     const { path, lastEventId } = request.params;
     const input =
       lastEventId === undefined ? request.params.input : withLastEventId(request.params.input, lastEventId);
@@ -305,6 +310,10 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
     }
   }
 
+  private subscriptionWith(id: WsCall["id"]) {
+    return this.subscriptions?.find((subscription) => subscription.id === id);
+  }
+
   /** The procedure at `path`, with this connection's context once it exists. */
   private async runProcedure(
     type: "query" | "mutation" | "subscription",
@@ -325,14 +334,13 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   private async subscribe(request: TRPCRequestMessage, input: unknown, batchIndex: number) {
     const { id, jsonrpc } = request;
     const { path } = request.params;
-    this.subscriptions ??= new Map();
-    const { subscriptions } = this;
-    if (subscriptions.has(id)) {
+    if (this.subscriptionWith(id) !== undefined) {
       const error = new TRPCError({ code: "BAD_REQUEST", message: `Duplicate id ${id}` });
       return this.reportError(error, { id, jsonrpc, type: "subscription", path, input });
     }
     const subscription = new WsSubscription(this, id, jsonrpc, path, input);
-    subscriptions.set(id, subscription);
+    if (this.subscriptions === undefined) this.subscriptions = [subscription];
+    else this.subscriptions.push(subscription);
     try {
       const direct = this.handler.options.directSubscriptions?.get(path);
       const result = direct

@@ -10,12 +10,23 @@ import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-
 import type { StopSignal } from "./stop-signal.ts";
 import { expectStartedFrame, liveFrame, type StartingSubscription, type WsResponse } from "./wire-format.ts";
 
-export interface StreamOptions {
+/** Whom a stream is for, as the stream needs them. */
+export interface StreamSubscriber {
+  /** Whose stream this is; revocations for this user make the stream re-check access. */
+  readonly userId: string;
   /**
    * The subscriber's view of the store, made when needed: a stream reads it only when it starts and
    * when it must catch up, and an idle connection should not keep a view (and its helpers) alive.
    */
-  store: () => ChannelStore;
+  store(): ChannelStore;
+  /** Re-checks read access after a revocation (false ends the stream with FORBIDDEN). */
+  stillAllowed(): Promise<boolean>;
+  /** Called once when the stream ends (or is abandoned before it started). */
+  end(): void;
+}
+
+export interface StreamOptions {
+  subscriber: StreamSubscriber;
   /** Channel heads, read as the service: the stream's reader is already authorized for its channel. */
   heads: ChannelStore["channelHeads"];
   fanout: LocalFanout;
@@ -26,12 +37,6 @@ export interface StreamOptions {
   /** The resume id named another epoch of the channel: announce a reset, then replay from the start. */
   otherEpoch?: boolean;
   signal: StopSignal;
-  /** Whose stream this is; revocations for this user make the stream re-check access. */
-  userId: string;
-  /** Re-checks read access after a revocation (false ends the stream with FORBIDDEN). */
-  stillAllowed: () => Promise<boolean>;
-  /** Called once when the stream ends (or is abandoned before it started). */
-  onEnd?: () => void;
   /** The socket the stream writes to; while its send buffer is full the stream pauses. */
   socket?: OutboundSocket;
   sendLimits: SendBufferLimits;
@@ -51,7 +56,7 @@ const UNCLAIMED_STREAM_MS = 30_000;
  * item instead of being skipped silently.
  */
 export async function openChannelStream(options: StreamOptions) {
-  const inbox = new Inbox(options.inboxCapacity, options.userId);
+  const inbox = new Inbox(options.inboxCapacity, options.subscriber.userId);
   await options.fanout.listen(options.channel.id, inbox);
   let range: RetainedRange;
   try {
@@ -90,7 +95,7 @@ async function readRange(options: StreamOptions): Promise<RetainedRange> {
   }
   const [[head], range] = await Promise.all([
     options.heads([channel.id]),
-    afterSeq === null ? undefined : options.store().retainedRange(channel.id, new Date()),
+    afterSeq === null ? undefined : options.subscriber.store().retainedRange(channel.id, new Date()),
   ]);
   if (!head) throw new ChannelGoneError(channel.id);
   fanout.storedHead(channel.id, head.lastSeq, at);
@@ -113,15 +118,13 @@ function abandon(stream: ChannelStream) {
  * has been sent before the generator runs again, so the two paths keep the order.
  */
 class ChannelStream implements LiveWriter, StartingSubscription {
-  private readonly store: () => ChannelStore;
+  private readonly subscriber: StreamSubscriber;
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
   private readonly channel: ChannelRow;
   private readonly signal: StopSignal;
   private readonly afterSeq: number | null;
   private readonly otherEpoch: boolean;
-  private readonly stillAllowed: () => Promise<boolean>;
-  private readonly onEnd: (() => void) | undefined;
   private readonly socket: OutboundSocket | undefined;
   private readonly maxBufferedBytes: number;
   private readonly slowConsumerTimeoutMs: number;
@@ -139,15 +142,13 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     options: StreamOptions,
     private readonly inbox: Inbox,
   ) {
-    this.store = options.store;
+    this.subscriber = options.subscriber;
     this.fanout = options.fanout;
     this.metrics = options.metrics;
     this.channel = options.channel;
     this.signal = options.signal;
     this.afterSeq = options.afterSeq;
     this.otherEpoch = options.otherEpoch ?? false;
-    this.stillAllowed = options.stillAllowed;
-    this.onEnd = options.onEnd;
     this.socket = options.socket;
     this.maxBufferedBytes = options.sendLimits.maxBufferedBytes;
     this.slowConsumerTimeoutMs = options.sendLimits.timeoutMs;
@@ -165,7 +166,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
 
   private end() {
     this.fanout.unlisten(this.channel.id, this.inbox);
-    this.onEnd?.();
+    this.subscriber.end();
   }
 
   async *run(range: RetainedRange) {
@@ -190,7 +191,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
       }
 
       while (!signal.aborted) {
-        if (inbox.takeRevoked() && !(await this.stillAllowed())) {
+        if (inbox.takeRevoked() && !(await this.subscriber.stillAllowed())) {
           throw new TRPCError({
             code: "FORBIDDEN",
             message: `your access to ${this.channel.name} was revoked`,
@@ -279,7 +280,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     const { channel, signal } = this;
     let cursor = from;
     for (;;) {
-      const rows = await this.store().readMessages(channel.id, cursor, this.pageSize, new Date());
+      const rows = await this.subscriber.store().readMessages(channel.id, cursor, this.pageSize, new Date());
       for (const row of rows) {
         if (!(await this.hasRoom())) return null;
         if (row.seq > cursor + 1) yield this.reset("retention", row.seq, row.seq - 1);

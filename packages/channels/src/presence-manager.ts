@@ -66,10 +66,10 @@ export class PresenceManager {
   }
 
   /**
-   * Marks a connection present in the channel; call the result when it leaves. Best effort: with
-   * the bus down the entry is still kept here and published by the next refresh.
+   * Marks a connection present in the channel; pass the result to `leave` when it leaves. Best
+   * effort: with the bus down the entry is still kept here and published by the next refresh.
    */
-  async join(channelId: string, channelName: string, userId: string): Promise<() => Promise<void>> {
+  async join(channelId: string, channelName: string, userId: string): Promise<PresenceEntry> {
     const entry: PresenceEntry = {
       clientId: this.clientPrefix + (++this.clientCount).toString(36),
       userId,
@@ -86,14 +86,19 @@ export class PresenceManager {
       if (await this.bus.presence.join(channelId, entry, this.ttlMs))
         await this.announce(channelId, "join", userId);
     });
-    return async () => {
-      entries.delete(entry.clientId);
-      if (entries.size === 0) this.local.delete(channelId);
-      await this.bestEffort(async () => {
-        if (await this.bus.presence.leave(channelId, entry.clientId))
-          await this.announce(channelId, "leave", userId);
-      });
-    };
+    return entry;
+  }
+
+  /** The connection that joined with `entry` left the channel. Best effort, as `join`. */
+  async leave(channelId: string, entry: PresenceEntry) {
+    // The entry kept its channel's map from being dropped since it joined (see join).
+    const entries = this.local.get(channelId);
+    entries?.delete(entry.clientId);
+    if (entries?.size === 0) this.local.delete(channelId);
+    await this.bestEffort(async () => {
+      if (await this.bus.presence.leave(channelId, entry.clientId))
+        await this.announce(channelId, "leave", entry.userId);
+    });
   }
 
   private async bestEffort(work: () => Promise<void>) {
