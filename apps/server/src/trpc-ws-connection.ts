@@ -134,7 +134,7 @@ class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, O
   private context: Promise<Context<TRouter>> | undefined;
   /**
    * Its live subscriptions, made with the first. An array, not a Map by id: a connection holds one
-   * or a few, and a Map's table was 0.35 KiB of what every subscribed connection kept.
+   * or a few, and the array keeps 0.16 KiB less per subscribed connection (heap snapshots).
    */
   private subscriptions: WsSubscription[] | undefined;
 

@@ -1,7 +1,7 @@
 /**
  * What a stream needs of the signal that stops it: whether it has stopped, and listeners told once
  * when it does. An AbortSignal is one. apps/server's WebSocket subscriptions are their own: an
- * AbortController per subscription, with its EventTarget and their two Maps, was about 0.6 KiB of
+ * AbortController per subscription, with its EventTarget and their two Maps, was about 0.75 KiB of
  * what every subscribed connection kept, and creating it showed in the connect path's profile.
  */
 export interface StopSignal {
