@@ -403,8 +403,9 @@ export class ChannelManager {
         this.slots.release(socket);
         throw error;
       });
+    // The generator below is a plain function: it reads these, not `this`.
     const { stores } = this.deps;
-    const slots = this.slots;
+    const { slots } = this;
     return (async function* () {
       try {
         while (!signal.aborted) {
