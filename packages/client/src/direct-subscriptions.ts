@@ -31,6 +31,6 @@ export class DirectSubscriptionsClient<TRouter extends AnyTRPCRouter> extends TR
     const { connection, retry, retryDelayMs } = this.subscriptions;
     const stream = new SubscriptionStream<TRouter>(path, input, handlers, connection, retry, retryDelayMs);
     stream.start();
-    return { unsubscribe: () => stream.stop() };
+    return stream;
   }
 }

@@ -38,6 +38,8 @@ export type ConnectionState =
 
 /** What the connection needs from one subscription. */
 export interface ConnectionStream {
+  /** The id its request was last sent under; the connection's to set. */
+  requestId: number | undefined;
   /** The `subscription` request to send under this request id, with the current resume point. */
   request(id: number): unknown;
   /** A response to that request. */
@@ -77,6 +79,8 @@ interface SocketEvents {
 
 const CLOSING = 2;
 
+const ignore = () => {};
+
 /** Runs `send`, whose frames then leave in one write where the socket allows it. */
 type SendTogether = (send: () => void) => void;
 
@@ -96,7 +100,7 @@ function listen(socket: Socket, events: SocketEvents): SendTogether {
     });
     socket.on("close", (code: number, reason: Buffer) => events.close(code, reason.toString()));
     // Always followed by "close"; an EventEmitter without an "error" listener would throw instead.
-    socket.on("error", () => {});
+    socket.on("error", ignore);
     return (send) => {
       transport?.cork();
       try {
@@ -112,7 +116,7 @@ function listen(socket: Socket, events: SocketEvents): SendTogether {
     if (typeof event.data === "string") events.message(event.data);
   });
   target.addEventListener("close", (event) => events.close(event.code, event.reason));
-  target.addEventListener("error", () => {});
+  target.addEventListener("error", ignore);
   return (send) => send();
 }
 
@@ -131,17 +135,21 @@ export class SubscriptionConnection {
   private state: ConnectionState = { type: "state", state: "idle", error: null };
   /** Every subscription that has not ended, including those waiting to retry after an error. */
   private readonly streams = new Set<ConnectionStream>();
-  /** Subscriptions the server ended with a retryable error: not re-sent until they ask. */
-  private readonly parked = new Set<ConnectionStream>();
-  /** Request ids on the current socket. Each (re)send gets a new id, so late frames of an old one are ignored. */
+  /**
+   * Subscriptions on the current socket by request id. Each (re)send gets a new id (ids are never
+   * reused), so late frames of an old one, or a stream's stale `requestId`, match nothing.
+   */
   private readonly byRequestId = new Map<number | string, ConnectionStream>();
-  private readonly requestIds = new Map<ConnectionStream, number>();
+  // The rest is made when first needed: a client process may hold thousands of connections, and an
+  // empty Map or Set costs ~0.2 KiB each.
+  /** Subscriptions the server ended with a retryable error: not re-sent until they ask. */
+  private parked: Set<ConnectionStream> | undefined;
   /** Calls waiting for the socket to open; sent once it does. */
   private waitingCalls: SocketCall[] = [];
   /** Calls sent on the current socket, by request id, until answered. */
-  private callsInFlight = new Map<number | string, SocketCall>();
+  private callsInFlight: Map<number | string, SocketCall> | undefined;
   /** Sockets of a server that asked clients to reconnect, with the calls they still owe an answer. */
-  private readonly retiring = new Map<Socket, Retiring>();
+  private retiring: Map<Socket, Retiring> | undefined;
 
   constructor(private readonly options: SubscriptionConnectionOptions) {}
 
@@ -156,7 +164,7 @@ export class SubscriptionConnection {
   /** Sends the subscription now if the socket is ready, or once it is (connecting if needed). */
   subscribe(stream: ConnectionStream): void {
     this.streams.add(stream);
-    this.parked.delete(stream);
+    this.parked?.delete(stream);
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (this.ready) this.send([stream]);
@@ -177,6 +185,7 @@ export class SubscriptionConnection {
       return;
     }
     const id = ++this.lastRequestId;
+    this.callsInFlight ??= new Map();
     this.callsInFlight.set(id, call);
     this.socket!.send(JSON.stringify(call.request(id)));
   }
@@ -198,7 +207,7 @@ export class SubscriptionConnection {
     if (id !== undefined && this.ready)
       this.socket!.send(JSON.stringify({ id, method: "subscription.stop" }));
     this.streams.delete(stream);
-    this.parked.delete(stream);
+    this.parked?.delete(stream);
     if (this.idle()) this.closeWhenIdle();
   }
 
@@ -206,13 +215,14 @@ export class SubscriptionConnection {
   ended(stream: ConnectionStream): void {
     this.forgetRequest(stream);
     this.streams.delete(stream);
-    this.parked.delete(stream);
+    this.parked?.delete(stream);
     if (this.idle()) this.closeWhenIdle();
   }
 
   /** The server ended the subscription with a retryable error: keep it, but re-send only on subscribe(). */
   park(stream: ConnectionStream): void {
     this.forgetRequest(stream);
+    this.parked ??= new Set();
     this.parked.add(stream);
   }
 
@@ -223,21 +233,22 @@ export class SubscriptionConnection {
     clearTimeout(this.idleTimer);
     const streams = [...this.streams];
     this.streams.clear();
-    this.parked.clear();
+    this.parked = undefined;
     this.dropSocket("the client was closed");
-    for (const socket of this.retiring.keys()) failInFlight(this.release(socket), "the client was closed");
+    for (const socket of this.retiring?.keys() ?? [])
+      failInFlight(this.release(socket), "the client was closed");
     for (const stream of streams) stream.end();
   }
 
   /** Nothing subscribed and no call waiting for an answer: the socket may close. */
   private idle(): boolean {
-    return this.streams.size === 0 && this.waitingCalls.length === 0 && this.callsInFlight.size === 0;
+    return this.streams.size === 0 && this.waitingCalls.length === 0 && !this.callsInFlight?.size;
   }
 
+  /** The stream's request id on the current socket, which it stops answering to. */
   private forgetRequest(stream: ConnectionStream): number | undefined {
-    const id = this.requestIds.get(stream);
-    if (id === undefined) return undefined;
-    this.requestIds.delete(stream);
+    const id = stream.requestId;
+    if (id === undefined || this.byRequestId.get(id) !== stream) return undefined;
     this.byRequestId.delete(id);
     return id;
   }
@@ -247,7 +258,7 @@ export class SubscriptionConnection {
       this.forgetRequest(stream);
       const id = ++this.lastRequestId;
       this.byRequestId.set(id, stream);
-      this.requestIds.set(stream, id);
+      stream.requestId = id;
       return stream.request(id);
     });
     // Several at once go as one array frame, as tRPC's own client batches them.
@@ -284,7 +295,7 @@ export class SubscriptionConnection {
         sendTogether(() => {
           socket.send(JSON.stringify({ method: "connectionParams", data: params }));
           this.setState({ type: "state", state: "pending", error: null });
-          const waiting = [...this.streams].filter((stream) => !this.parked.has(stream));
+          const waiting = [...this.streams].filter((stream) => !this.parked?.has(stream));
           if (waiting.length > 0) this.send(waiting);
           const calls = this.waitingCalls;
           this.waitingCalls = [];
@@ -325,9 +336,9 @@ export class SubscriptionConnection {
     if (frame.id === null) return;
     const stream = this.byRequestId.get(frame.id);
     if (stream !== undefined) return stream.receive(frame);
-    const call = this.callsInFlight.get(frame.id);
+    const call = this.callsInFlight?.get(frame.id);
     if (call === undefined) return;
-    this.callsInFlight.delete(frame.id);
+    this.callsInFlight!.delete(frame.id);
     call.answer(frame);
     if (this.idle()) this.closeWhenIdle();
   }
@@ -339,13 +350,15 @@ export class SubscriptionConnection {
    */
   private retire() {
     const socket = this.socket;
-    if (socket !== undefined && this.callsInFlight.size > 0) {
+    const calls = this.callsInFlight;
+    if (socket !== undefined && calls !== undefined && calls.size > 0) {
       const deadline = setTimeout(() => {
         const reason = `no answer ${RETIRING_GRACE_MS} ms after the server asked clients to reconnect`;
         failInFlight(this.release(socket), reason);
       }, RETIRING_GRACE_MS);
-      this.retiring.set(socket, { calls: this.callsInFlight, deadline });
-      this.callsInFlight = new Map();
+      this.retiring ??= new Map();
+      this.retiring.set(socket, { calls, deadline });
+      this.callsInFlight = undefined;
       // Detached, so that moving on neither closes it nor fails its calls.
       this.socket = undefined;
     }
@@ -354,7 +367,7 @@ export class SubscriptionConnection {
 
   /** A frame on a retiring socket: only answers to its calls matter. */
   private receiveRetiring(socket: Socket, text: string) {
-    const calls = this.retiring.get(socket)?.calls;
+    const calls = this.retiring?.get(socket)?.calls;
     if (calls === undefined) return;
     const frame = parseFrame(text);
     if (frame === undefined || Array.isArray(frame) || frame.id === null) return;
@@ -367,9 +380,9 @@ export class SubscriptionConnection {
 
   /** Stops keeping a retiring socket: closes it and returns the calls it still owed. */
   private release(socket: Socket): Iterable<SocketCall> {
-    const entry = this.retiring.get(socket);
+    const entry = this.retiring?.get(socket);
     if (entry === undefined) return [];
-    this.retiring.delete(socket);
+    this.retiring!.delete(socket);
     clearTimeout(entry.deadline);
     if (socket.readyState < CLOSING) socket.close();
     return entry.calls.values();
@@ -406,14 +419,13 @@ export class SubscriptionConnection {
     this.ready = false;
     this.connecting = false;
     this.byRequestId.clear();
-    this.requestIds.clear();
     const waiting = this.waitingCalls;
     const inFlight = this.callsInFlight;
     this.waitingCalls = [];
-    this.callsInFlight = new Map();
+    this.callsInFlight = undefined;
     if (socket !== undefined && socket.readyState < CLOSING) socket.close();
     for (const call of waiting) call.fail(new TRPCClientError(`${reason}; the call was not sent`, { cause }));
-    failInFlight(inFlight.values(), reason, cause);
+    if (inFlight !== undefined) failInFlight(inFlight.values(), reason, cause);
   }
 
   private closeWhenIdle() {

@@ -329,7 +329,7 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     expect(seen.data.map((envelope) => (envelope as { id: string }).id)).toEqual(["c1:4", "c1:5"]);
   });
 
-  it("the server ending the stream completes the subscription; close() completes the others and closes the socket", async () => {
+  it("the server ending the stream completes the subscription; close() completes the others and closes the socket, also taken out of the client", async () => {
     const c = await start(() => "t");
     const ended = subscribe(c, { channelName: "supplier:dashboard:s1" });
     const open = subscribe(c, { channelName: "supplier:dashboard:s2" });
@@ -338,7 +338,9 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
     connection.socket.send(JSON.stringify({ id: requests[0]!.id, result: { type: "stopped" } }));
     await waitUntil(() => ended.seen.completed, "the stopped stream to complete");
     expect(open.seen.completed).toBe(false);
-    await c.close();
+    // As in `const { trpc, close } = createChannelsClient(...)`.
+    const { close } = c;
+    await close();
     expect(open.seen.completed).toBe(true);
     await waitUntil(() => connection.socket.readyState === connection.socket.CLOSED, "the socket to close");
     // No reconnect after close().
