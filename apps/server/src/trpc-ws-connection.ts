@@ -129,6 +129,8 @@ export class TrpcWsHandler<TRouter extends AnyRouter> {
 class TrpcWsConnection<TRouter extends AnyRouter> implements SubscriptionHost, OutboundSocket, TurnWriter {
   lastWriteTurn = -1;
   compactFrames = false;
+  // Declared, so that every connection has the same shape from the start.
+  subscriptionSlots = 0;
   private ctx: Context<TRouter> | undefined;
   /** Settles once createContext has run; undefined until the client sent its connectionParams. */
   private context: Promise<Context<TRouter>> | undefined;

@@ -9,6 +9,12 @@ export interface Bus {
   readonly kind: "memory" | "redis";
   /** Sends a frame to every instance subscribed to the topic (including this one). */
   publish(topic: string, frame: string): Promise<void>;
+  /**
+   * False only when a frame published on the topic now would reach nobody (the in-process bus: no
+   * subscriber here), so that a publisher can skip making it. Another instance's subscriptions are
+   * not known here, so a bus between instances answers true.
+   */
+  mayReach(topic: string): boolean;
   /** Resolves once the subscription is confirmed: frames published afterwards will arrive. */
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;

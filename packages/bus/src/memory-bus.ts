@@ -17,6 +17,10 @@ export class MemoryBus implements Bus {
     for (const handler of this.frameHandlers) handler(topic, frame);
   }
 
+  mayReach(topic: string) {
+    return this.topics.has(topic);
+  }
+
   async subscribe(topic: string) {
     this.topics.add(topic);
   }

@@ -43,6 +43,11 @@ export function busContract(name: string, open: () => Promise<Bus>) {
       expect(framesOf("t-unsubscribed")).toEqual([]);
     });
 
+    it("may reach a topic subscribed to here", async () => {
+      await bus.subscribe("t-reach");
+      expect(bus.mayReach("t-reach")).toBe(true);
+    });
+
     it("stops delivering after unsubscribe", async () => {
       await bus.subscribe("t-stop");
       await bus.publish("t-stop", "before");

@@ -23,11 +23,17 @@ const UNSECURED_HEADER = Buffer.from(JSON.stringify({ alg: "none" })).toString("
  */
 export function hs256Verifier(secret: string, options: JWTClaimVerificationOptions) {
   const key = createSecretKey(Buffer.from(secret, "utf8"));
+  // An issuer gives every token the same header: its decoding is kept for the next token.
+  let known: { header: string; alg: unknown; crit: unknown } | undefined;
   return (token: string): JWTPayload => {
     const parts = token.split(".");
     if (parts.length !== 3) throw new errors.JWSInvalid("Invalid Compact JWS");
     const [header, payload, signature] = parts as [string, string, string];
-    const { alg, crit } = decodeProtectedHeader(token);
+    if (known?.header !== header) {
+      const { alg, crit } = decodeProtectedHeader(token);
+      known = { header, alg, crit };
+    }
+    const { alg, crit } = known;
     if (alg !== "HS256")
       throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
     // No extension is understood here, so a token that makes one critical is refused (RFC 7515 4.1.11).

@@ -82,10 +82,12 @@ export class PresenceManager {
     // Here before the round trip, so the channel's last other connection leaving meanwhile cannot
     // drop this map; a refresh publishing the entry first is fine (join ignores the entry's copy).
     entries.set(entry.clientId, entry);
-    await this.bestEffort(async () => {
+    try {
       if (await this.bus.presence.join(channelId, entry, this.ttlMs))
         await this.announce(channelId, "join", userId);
-    });
+    } catch (error) {
+      this.onError(error);
+    }
     return entry;
   }
 
@@ -95,15 +97,9 @@ export class PresenceManager {
     const entries = this.local.get(channelId);
     entries?.delete(entry.clientId);
     if (entries?.size === 0) this.local.delete(channelId);
-    await this.bestEffort(async () => {
+    try {
       if (await this.bus.presence.leave(channelId, entry.clientId))
         await this.announce(channelId, "leave", entry.userId);
-    });
-  }
-
-  private async bestEffort(work: () => Promise<void>) {
-    try {
-      await work();
     } catch (error) {
       this.onError(error);
     }
@@ -147,7 +143,11 @@ export class PresenceManager {
       await this.announce(channelId, "leave", userId);
   }
 
-  private announce(channelId: string, action: PresenceEvent["action"], userId: string) {
+  private async announce(channelId: string, action: PresenceEvent["action"], userId: string) {
+    const topic = topicOf(channelId);
+    // Nobody watching the channel on an in-process bus: the event would reach no one, so it is not
+    // even made (in a connect storm, making it was the largest of the server's own costs per join).
+    if (!this.bus.mayReach(topic)) return;
     const event: PresenceEvent = {
       type: "presence",
       action,
@@ -155,7 +155,7 @@ export class PresenceManager {
       userId,
       at: new Date(),
     };
-    return this.bus.publish(topicOf(channelId), JSON.stringify(event));
+    await this.bus.publish(topic, JSON.stringify(event));
   }
 
   private async refresh() {

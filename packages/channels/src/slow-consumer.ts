@@ -12,6 +12,8 @@ export interface OutboundSocket {
   /** The client asked for compact live frames (compact-frame.ts). */
   readonly compactFrames?: boolean;
   close(code: number, reason: string): void;
+  /** Its live subscriptions, kept here by SocketSlots (socket-slots.ts). */
+  subscriptionSlots?: number;
 }
 
 export const SLOW_CONSUMER_CLOSE_CODE = 4008;

@@ -1,10 +1,12 @@
 import { TRPCError } from "@trpc/server";
 import type { OutboundSocket } from "./slow-consumer.ts";
 
-/** Live subscriptions per WebSocket, against CHANNELS_MAX_SUBSCRIPTIONS_PER_CONNECTION. */
+/**
+ * Live subscriptions per WebSocket, against CHANNELS_MAX_SUBSCRIPTIONS_PER_CONNECTION. The count is
+ * kept on the socket itself: a WeakMap from sockets took a new key per connect (an identity hash and
+ * an ephemeron entry, which every full GC then has to trace), at a cost that showed in connect storms.
+ */
 export class SocketSlots {
-  private readonly used = new WeakMap<OutboundSocket, number>();
-
   constructor(
     private readonly max: number,
     private readonly onRefused: () => void,
@@ -13,7 +15,7 @@ export class SocketSlots {
   /** Reserves one of the socket's slots (a call without a socket needs none); TOO_MANY_REQUESTS when all are taken. */
   take(socket: OutboundSocket | undefined) {
     if (!socket) return;
-    const used = this.used.get(socket) ?? 0;
+    const used = socket.subscriptionSlots ?? 0;
     if (used >= this.max) {
       this.onRefused();
       throw new TRPCError({
@@ -21,11 +23,11 @@ export class SocketSlots {
         message: `a connection may hold at most ${this.max} live subscriptions`,
       });
     }
-    this.used.set(socket, used + 1);
+    socket.subscriptionSlots = used + 1;
   }
 
   /** Gives back a slot `take` reserved. */
   release(socket: OutboundSocket | undefined) {
-    if (socket) this.used.set(socket, (this.used.get(socket) ?? 1) - 1);
+    if (socket) socket.subscriptionSlots = (socket.subscriptionSlots ?? 1) - 1;
   }
 }
