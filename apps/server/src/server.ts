@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import {
@@ -41,6 +42,19 @@ export interface RunningServer {
 }
 
 const TRPC_PATH = "/trpc";
+
+const TRPC_QUERY = `${TRPC_PATH}?`;
+
+/** The upgrade is for the tRPC endpoint, whatever its query (checked without allocating: per connect). */
+const isTrpcPath = (url: string | undefined) =>
+  url !== undefined && (url === TRPC_PATH || url.startsWith(TRPC_QUERY));
+
+function refuseUpgrade(socket: Duplex, status: string, headers = "") {
+  socket.end(`HTTP/1.1 ${status}\r\n${headers}Connection: close\r\n\r\n`);
+}
+
+/** A limiter that cannot answer (its Redis is down) does not keep anyone out. */
+const allowWithoutLimiter = () => ({ allowed: true }) as const;
 
 export { TOKEN_EXPIRED_CLOSE_CODE };
 
@@ -189,17 +203,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   server.on("upgrade", async (req, socket, head) => {
-    const refuse = (status: string, headers = "") =>
-      socket.end(`HTTP/1.1 ${status}\r\n${headers}Connection: close\r\n\r\n`);
-    if (req.url?.split("?")[0] !== TRPC_PATH) return refuse("404 Not Found");
+    if (!isTrpcPath(req.url)) return refuseUpgrade(socket, "404 Not Found");
     if (draining || wss.clients.size >= config.CHANNELS_MAX_CONNECTIONS) {
-      return refuse("503 Service Unavailable", "Retry-After: 5\r\n");
+      return refuseUpgrade(socket, "503 Service Unavailable", "Retry-After: 5\r\n");
     }
     const ip = clientIp(req, config.CHANNELS_TRUST_PROXY);
-    const decision = await connectsPerIp.consume(ip).catch(() => ({ allowed: true }) as const);
+    const decision = await connectsPerIp.consume(ip).catch(allowWithoutLimiter);
     if (!decision.allowed) {
       metrics.rateLimited.inc();
-      return refuse("429 Too Many Requests", `Retry-After: ${Math.ceil(decision.retryAfterMs / 1000)}\r\n`);
+      const retryAfter = `Retry-After: ${Math.ceil(decision.retryAfterMs / 1000)}\r\n`;
+      return refuseUpgrade(socket, "429 Too Many Requests", retryAfter);
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       metrics.connections.inc();
