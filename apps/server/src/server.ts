@@ -45,6 +45,9 @@ const TRPC_PATH = "/trpc";
 
 const TRPC_QUERY = `${TRPC_PATH}?`;
 
+/** A WebSocket's token is verified once per connection: not worth a place among the remembered ones. */
+const ONCE_PER_CONNECTION = { remember: false };
+
 /** The upgrade is for the tRPC endpoint, whatever its query (checked without allocating: per connect). */
 const isTrpcPath = (url: string | undefined) =>
   url !== undefined && (url === TRPC_PATH || url.startsWith(TRPC_QUERY));
@@ -85,7 +88,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const socket = ws?.outbound;
     if (!token) return { identity: null, services, socket };
     try {
-      const { expiresAt, ...identity } = await options.verifyToken(token);
+      const { expiresAt, ...identity } = await options.verifyToken(
+        token,
+        ws ? ONCE_PER_CONNECTION : undefined,
+      );
       // A socket's identity is fixed at connect: when its token expires, the client must reconnect
       // with a fresh one.
       if (ws) health.closeAt(ws.socket, expiresAt.getTime() + CLOCK_SKEW_MS);

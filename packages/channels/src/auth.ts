@@ -15,11 +15,25 @@ export class TokenError extends Error {
   override name = "TokenError";
 }
 
-export type TokenVerifier = (token: string) => Promise<Identity & { expiresAt: Date }>;
+export interface VerifyOptions {
+  /**
+   * false: the token is looked up among those already verified but not added to them. For a
+   * WebSocket's token, verified once per connection: a connect storm would otherwise push out the
+   * tokens of busy HTTP clients, which are what the cache is for, and keep one entry per connect.
+   */
+  remember?: boolean;
+}
+
+export type VerifiedIdentity = Identity & { expiresAt: Date };
+
+export type TokenVerifier = (token: string, options?: VerifyOptions) => Promise<VerifiedIdentity>;
 
 const CLOCK_TOLERANCE_S = 5;
 
-export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
+export function createTokenVerifier(
+  settings: TokenSettings,
+  verified = new VerifiedTokens<VerifiedIdentity>(),
+): TokenVerifier {
   const options = {
     clockTolerance: CLOCK_TOLERANCE_S,
     requiredClaims: ["exp", "sub"],
@@ -36,8 +50,7 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
   } else {
     throw new TokenError("no CHANNELS_JWT_SECRET or CHANNELS_JWKS_URL configured");
   }
-  const verified = new VerifiedTokens<Identity & { expiresAt: Date }>();
-  return async (token) => {
+  return async (token, use) => {
     const known = verified.get(token);
     if (known) return known;
     let payload: JWTPayload;
@@ -50,7 +63,7 @@ export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
     if (!claims.success)
       throw new TokenError(`token claims are malformed: ${claims.error.issues[0]?.message}`);
     const identity = { ...claims.data, expiresAt: new Date((payload.exp ?? 0) * 1000) };
-    verified.set(token, identity);
+    if (use?.remember !== false) verified.set(token, identity);
     return identity;
   };
 }

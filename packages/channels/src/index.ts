@@ -5,6 +5,8 @@ export {
   TokenError,
   type TokenSettings,
   type TokenVerifier,
+  type VerifiedIdentity,
+  type VerifyOptions,
 } from "./auth.ts";
 export { ChannelManager } from "./channel-manager.ts";
 export {

@@ -59,7 +59,7 @@ export interface ChannelsClient {
    * tRPC's typed proxy over this client, made on each read: what a read builds (a proxy per path
    * segment, memoized by tRPC) goes with it instead of staying with the client, which keeps a
    * process holding thousands of clients (a load generator, a backend acting for many users) about
-   * 1.7 KiB lighter per client. Keep what you read for as long as you use it (`const { trpc } = client`).
+   * 1.9 KiB lighter per client. Keep what you read for as long as you use it (`const { trpc } = client`).
    */
   readonly trpc: TRPCClient<AppRouter>;
   /** Closes the WebSocket; a script must call it to exit. */
