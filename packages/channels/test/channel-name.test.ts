@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseChannelName } from "../src/channel-name.ts";
+import { channelNameSchema, parseChannelName } from "../src/channel-name.ts";
 
 describe("parseChannelName", () => {
   it.each([
@@ -50,5 +50,26 @@ describe("parseChannelName", () => {
 
   it("accepts 64-character segments", () => {
     expect(parseChannelName(`supplier:dashboard:${"a".repeat(64)}`)).not.toHaveProperty("error");
+  });
+});
+
+describe("channelNameSchema", () => {
+  it("gives every input naming a channel the same read-only parse", () => {
+    const first = channelNameSchema.parse("collaboration:s1:c9");
+    const again = channelNameSchema.parse("collaboration:s1:c9");
+    expect(again).toBe(first);
+    expect(first).toMatchObject({ scope: "collaboration", entityId: "c9", type: "shared" });
+    expect(Object.isFrozen(first) && Object.isFrozen(first.address)).toBe(true);
+    expect(() => {
+      (first as { name: string }).name = "supplier:dashboard:s2";
+    }).toThrow(TypeError);
+  });
+
+  it("refuses a name outside the rules table every time, with the parser's reason", () => {
+    for (let i = 0; i < 2; i++) {
+      const result = channelNameSchema.safeParse("venue:broadcast:v1:x");
+      expect(result.success).toBe(false);
+      expect(result.error?.issues[0]?.message).toMatch(/unknown channel pattern/);
+    }
   });
 });
