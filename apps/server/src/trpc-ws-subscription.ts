@@ -71,8 +71,9 @@ export class WsSubscription implements WsCall, StopSignal {
   /** As on an AbortSignal: called once, on stop; never after it. */
   addEventListener(_type: "abort", listener: StopListener) {
     if (this.stopped) return;
-    this.listeners ??= [];
-    this.listeners.push(listener);
+    // Made with its first listener: an empty array's first push reserves room for 17 (0.15 KiB).
+    if (this.listeners === undefined) this.listeners = [listener];
+    else this.listeners.push(listener);
   }
 
   removeEventListener(_type: "abort", listener: StopListener) {
