@@ -114,7 +114,8 @@ export async function connectWedSync(
     token: token ?? (await tokenFor(secret, user)),
     calls: "socket",
   });
-  const subscriptions: Array<{ unsubscribe(): void }> = [];
+  // Made with the first: an empty array's first push reserves room for 17, kept by every client.
+  let subscriptions: Array<{ unsubscribe(): void }> | undefined;
   let callback: (channel: string, text: string) => void = () => {};
   let errors = 0;
   let resets = 0;
@@ -139,7 +140,8 @@ export async function connectWedSync(
             },
           },
         );
-        subscriptions.push(subscription);
+        if (subscriptions === undefined) subscriptions = [subscription];
+        else subscriptions.push(subscription);
       }),
     onMessage: (cb) => {
       callback = cb;
@@ -153,7 +155,7 @@ export async function connectWedSync(
       return stored.seq;
     },
     close: async () => {
-      for (const subscription of subscriptions) subscription.unsubscribe();
+      for (const subscription of subscriptions ?? []) subscription.unsubscribe();
       await client.close();
     },
     problems: () => ({ errors, resets }),
