@@ -1,3 +1,4 @@
+import { setBounded } from "@wedsync/channels";
 import {
   type ChannelRow,
   type ChannelStore,
@@ -109,11 +110,7 @@ export function rowInterner<Row extends object>(capacity = 10_000) {
     }
     const known = rows.get(key);
     if (known !== undefined && sameRow(known, row)) return known;
-    if (known === undefined && rows.size >= capacity) {
-      const oldest = rows.keys().next().value;
-      if (oldest !== undefined) rows.delete(oldest);
-    }
-    rows.set(key, row);
+    setBounded(rows, key, row, capacity);
     return row;
   };
 }

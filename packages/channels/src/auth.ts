@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { setBounded } from "./bounded-map.ts";
 import { hs256Verifier } from "./hs256.ts";
 import { type Identity, identityClaimsSchema } from "./identity.ts";
 import { VerifiedTokens } from "./verified-tokens.ts";
@@ -88,9 +89,8 @@ const SIGNING_KEYS_KEPT = 8;
 function signingKey(secret: string) {
   let key = signingKeys.get(secret);
   if (!key) {
-    if (signingKeys.size >= SIGNING_KEYS_KEPT) signingKeys.delete(signingKeys.keys().next().value ?? "");
     key = hmacKey(secret);
-    signingKeys.set(secret, key);
+    setBounded(signingKeys, secret, key, SIGNING_KEYS_KEPT);
   }
   return key;
 }

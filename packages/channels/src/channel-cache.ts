@@ -1,4 +1,5 @@
 import type { ChannelRow } from "@wedsync/db";
+import { setBounded } from "./bounded-map.ts";
 
 /**
  * Channel rows by name, so the broadcast path does not look the channel up on every message.
@@ -25,11 +26,7 @@ export class ChannelCache {
   }
 
   remember(row: ChannelRow) {
-    if (this.rows.size >= this.capacity && !this.rows.has(row.name)) {
-      const oldest = this.rows.keys().next().value;
-      if (oldest !== undefined) this.rows.delete(oldest);
-    }
-    this.rows.set(row.name, row);
+    setBounded(this.rows, row.name, row, this.capacity);
   }
 
   forget(name: string) {

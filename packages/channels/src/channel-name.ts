@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { setBounded } from "./bounded-map.ts";
 
 export const SEGMENT = /^[A-Za-z0-9_-]{1,64}$/;
 export const segmentSchema = z.string().regex(SEGMENT, "must be 1-64 characters of A-Z, a-z, 0-9, _ or -");
@@ -83,8 +84,7 @@ function knownChannelName(name: string): ParsedChannelName | { error: string } {
   if ("error" in parsed) return parsed;
   Object.freeze(parsed.address);
   Object.freeze(parsed);
-  if (knownNames.size >= KNOWN_NAMES) knownNames.delete(knownNames.keys().next().value!);
-  knownNames.set(name, parsed);
+  setBounded(knownNames, name, parsed, KNOWN_NAMES);
   return parsed;
 }
 

@@ -8,6 +8,7 @@ export {
   type VerifiedIdentity,
   type VerifyOptions,
 } from "./auth.ts";
+export { setBounded } from "./bounded-map.ts";
 export { ChannelManager } from "./channel-manager.ts";
 export {
   type ChannelAddress,

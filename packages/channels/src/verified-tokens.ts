@@ -1,3 +1,5 @@
+import { setBounded } from "./bounded-map.ts";
+
 /**
  * Tokens already verified, by their exact text (signature included), so a token is verified once and
  * not on every HTTP request that carries it. Verifying is the HMAC, jose's claim checks and the
@@ -32,10 +34,6 @@ export class VerifiedTokens<T extends { expiresAt: Date }> {
   set(token: string, value: T, now = Date.now()): void {
     const until = Math.min(value.expiresAt.getTime(), now + this.maxAgeMs);
     if (until <= now) return;
-    if (this.entries.size >= this.capacity && !this.entries.has(token)) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
-    this.entries.set(token, { value, until });
+    setBounded(this.entries, token, { value, until }, this.capacity);
   }
 }
