@@ -37,14 +37,14 @@ export async function runSeedProbes(
 
   const round = async (i: number) => {
     const url = urls[plan.urls[i % plan.urls.length]!]!;
-    const user = `seed-probe-${i}`;
+    const user = `${plan.prefix}-${i}`;
     const client = await clientFor(user, url);
     try {
       await timed(create, () =>
         client.trpc.channel.create.mutate({
           scope: "collaboration",
           entity: plan.supplier,
-          entityId: `new${i}`,
+          entityId: `${plan.prefix}${i}`,
         }),
       );
       await timed(subscribe, () => client.trpc.channel.subscribe.mutate({ channelName: plan.channel }));

@@ -80,6 +80,8 @@ export interface PublishResult extends SentTally {
 
 /** The seed's own targets: operations run at a steady rate beside the load (WedSync only). */
 export interface SeedProbePlan {
+  /** Starts the probes' user ids and new channels' ids: a warm-up's probes never meet the measured ones. */
+  prefix: string;
   durationMs: number;
   everyMs: number;
   supplier: string;
