@@ -7,7 +7,7 @@ import type { LiveWrites } from "./live-writes.ts";
 import { type ChannelMessage, type ChannelReset, messageId, toChannelMessage } from "./message.ts";
 import type { Metrics } from "./metrics.ts";
 import { type OutboundSocket, type SendBufferLimits, waitForRoom } from "./slow-consumer.ts";
-import type { StopSignal } from "./stop-signal.ts";
+import type { StopListener, StopSignal } from "./stop-signal.ts";
 import { expectStartedFrame, liveFrame, type StartingSubscription, type WsResponse } from "./wire-format.ts";
 
 /** Whom a stream is for, as the stream needs them. */
@@ -44,7 +44,10 @@ export interface StreamOptions {
   pageSize: number;
 }
 
-/** tRPC drops a subscription whose socket closed before it started iterating, without ending it. */
+/**
+ * A stream nobody iterates and nobody stops (its signal never aborts) ends by itself after this long.
+ * One whose signal aborts before it is iterated (its socket closed during set-up) ends at once.
+ */
 const UNCLAIMED_STREAM_MS = 30_000;
 
 /**
@@ -117,7 +120,7 @@ function abandon(stream: ChannelStream) {
  * tRPC would have sent (see expectStartedFrame); anything else wakes the generator. A yielded item
  * has been sent before the generator runs again, so the two paths keep the order.
  */
-class ChannelStream implements LiveWriter, StartingSubscription {
+class ChannelStream implements LiveWriter, StartingSubscription, StopListener {
   private readonly subscriber: StreamSubscriber;
   private readonly fanout: LocalFanout;
   private readonly metrics: Metrics;
@@ -155,13 +158,23 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     this.pageSize = options.pageSize;
     this.unclaimed = setTimeout(abandon, UNCLAIMED_STREAM_MS, this);
     this.unclaimed.unref();
+    if (this.signal.aborted) this.abandon();
+    else this.signal.addEventListener("abort", this, { once: true });
   }
 
   /** Ends a stream nobody started reading (see UNCLAIMED_STREAM_MS). */
   abandon() {
     if (this.claim !== "waiting") return;
     this.claim = "abandoned";
+    clearTimeout(this.unclaimed);
+    this.unclaimed = undefined;
+    this.signal.removeEventListener("abort", this);
     this.end();
+  }
+
+  /** The signal aborted: a stream not yet iterated is released now, not when its timer runs out. */
+  handleEvent() {
+    this.abandon();
   }
 
   private end() {
@@ -175,6 +188,7 @@ class ChannelStream implements LiveWriter, StartingSubscription {
     if (this.socket) expectStartedFrame(this);
     clearTimeout(this.unclaimed);
     this.unclaimed = undefined;
+    this.signal.removeEventListener("abort", this);
     const { metrics, signal, inbox } = this;
     metrics.subscriptions.inc();
     try {
