@@ -96,7 +96,7 @@ describe("channel lifecycle", () => {
       return channel;
     };
 
-    it("is NOT_FOUND even while another stream of the deleted channel still listens here", async () => {
+    it("is NOT_FOUND, and so are the streams that were listening to it", async () => {
       const { owner: member, channelName } = await supplierDashboard(server);
       // This instance listens to the channel and has just read its head: a new stream would
       // start from what it knows, were it not told the channel went.
@@ -104,8 +104,10 @@ describe("channel lifecycle", () => {
       await listening.started;
       await server.instance.services.manager.cleanupInactiveChannels(new Date(Date.now() + 1e12));
 
+      // Nothing will be published to the deleted id again: its streams are told, not left silent.
+      expect(await listening.failure()).toBe("NOT_FOUND");
+      expect((listening.error as Error).message).toBe(`channel ${channelName} was deleted`);
       expect(await events(member, channelName).failure()).toBe("NOT_FOUND");
-      listening.unsubscribe();
     });
 
     it("is NOT_FOUND when nothing has the name now", async () => {

@@ -218,11 +218,17 @@ export class LocalFanout {
     for (const channelId of JSON.parse(frame) as string[]) this.forgetHead(channelId);
   }
 
-  /** The channel was deleted: no head vouches for it any more (ids are never reused). */
+  /**
+   * The channel was deleted: no head vouches for it any more (ids are never reused), and its streams
+   * end, since nothing will be published to this id again (a channel created again has a new one).
+   */
   private forgetHead(channelId: string) {
     const topic = topicOf(channelId);
     this.stored.delete(topic);
-    if (this.listeners.has(topic)) this.gone.add(topic);
+    const listeners = this.listeners.get(topic);
+    if (!listeners) return;
+    this.gone.add(topic);
+    for (const listener of listeners) listener.channelGone();
   }
 
   private dispatchRevocation(frame: string) {

@@ -13,6 +13,8 @@ export interface FanoutListener {
   resync(): void;
   /** The user's grant on the channel was revoked: the stream re-checks its access. */
   revoke(): void;
+  /** The channel was deleted: the stream ends (NOT_FOUND) once it has sent what it holds. */
+  channelGone(): void;
 }
 
 /** Takes live messages straight to the subscriber's socket while its stream has nothing queued. */
@@ -35,6 +37,7 @@ export class Inbox extends Waiter implements FanoutListener {
   private head = 0;
   private lost = false;
   private revoked = false;
+  private gone = false;
   private writer: LiveWriter | undefined;
 
   constructor(
@@ -62,6 +65,16 @@ export class Inbox extends Waiter implements FanoutListener {
   revoke() {
     this.revoked = true;
     this.wake();
+  }
+
+  channelGone() {
+    this.gone = true;
+    this.wake();
+  }
+
+  /** Whether the channel was deleted; stays true. */
+  get channelDeleted(): boolean {
+    return this.gone;
   }
 
   /** True once after a revocation reached this stream. */

@@ -220,6 +220,9 @@ class ChannelStream implements LiveWriter, StartingSubscription, StopListener {
         }
         const message = inbox.take();
         if (!message) {
+          if (inbox.channelDeleted) {
+            throw new TRPCError({ code: "NOT_FOUND", message: `channel ${this.channel.name} was deleted` });
+          }
           await inbox.wait(signal, this);
           continue;
         }

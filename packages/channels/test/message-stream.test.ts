@@ -2,6 +2,7 @@ import { MemoryBus } from "@wedsync/bus";
 import type { ChannelRow } from "@wedsync/db";
 import { describe, expect, it } from "vitest";
 import { LocalFanout } from "../src/fanout.ts";
+import { type ChannelMessage, messageId } from "../src/message.ts";
 import { openChannelStream } from "../src/message-stream.ts";
 import { createMetrics } from "../src/metrics.ts";
 
@@ -67,6 +68,35 @@ describe("a channel stream whose subscription stops before anyone iterates it", 
     const next = stream[Symbol.asyncIterator]().next();
     controller.abort();
     expect(await next).toEqual({ done: true, value: undefined });
+    expect(listeners(fanout)).toBe(0);
+    expect(ended()).toBe(1);
+  });
+});
+
+const message = (seq: number): ChannelMessage => ({
+  type: "message",
+  id: messageId(CHANNEL, seq),
+  channel: "supplier:dashboard:s1",
+  seq,
+  event: "message.posted",
+  payload: { text: `m${seq}` },
+  senderId: "u1",
+  sentAt: new Date(),
+});
+
+describe("a channel stream whose channel is deleted", () => {
+  it("sends what it holds, then ends with NOT_FOUND and lets go of the channel", async () => {
+    const { fanout, stream, ended } = await opened(new AbortController().signal);
+    const iterator = stream[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await fanout.publish(CHANNEL, message(4));
+    await fanout.channelsGone([CHANNEL]);
+
+    expect(((await first).value as [string, ChannelMessage])[1].seq).toBe(4);
+    await expect(iterator.next()).rejects.toMatchObject({
+      code: "NOT_FOUND",
+      message: "channel supplier:dashboard:s1 was deleted",
+    });
     expect(listeners(fanout)).toBe(0);
     expect(ended()).toBe(1);
   });
