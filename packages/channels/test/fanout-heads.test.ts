@@ -2,20 +2,11 @@ import { MemoryBus } from "@wedsync/bus";
 import { describe, expect, it } from "vitest";
 import { HEAD_TRUST_MS, LocalFanout } from "../src/fanout.ts";
 import { Inbox } from "../src/inbox.ts";
-import { type ChannelMessage, messageId } from "../src/message.ts";
+import { postedMessage } from "./posted-message.ts";
 
 const CHANNEL = "3f0c8a52-7a0e-4a57-9d1b-0c6a2f1e9b10";
 
-const message = (seq: number): ChannelMessage => ({
-  type: "message",
-  id: messageId(CHANNEL, seq),
-  channel: "supplier:dashboard:s1",
-  seq,
-  event: "message.posted",
-  payload: { text: `m${seq}` },
-  senderId: "u1",
-  sentAt: new Date(),
-});
+const message = (seq: number) => postedMessage(CHANNEL, seq);
 
 async function listening() {
   const fanout = new LocalFanout(new MemoryBus());

@@ -2,9 +2,9 @@ import { MemoryBus } from "@wedsync/bus";
 import type { ChannelRow } from "@wedsync/db";
 import { describe, expect, it } from "vitest";
 import { LocalFanout } from "../src/fanout.ts";
-import { type ChannelMessage, messageId } from "../src/message.ts";
 import { openChannelStream } from "../src/message-stream.ts";
 import { createMetrics } from "../src/metrics.ts";
+import { postedMessage } from "./posted-message.ts";
 
 const CHANNEL = "6d2b0f1e-3c4a-4e8b-9f7d-1a2b3c4d5e6f";
 
@@ -73,26 +73,16 @@ describe("a channel stream whose subscription stops before anyone iterates it", 
   });
 });
 
-const message = (seq: number): ChannelMessage => ({
-  type: "message",
-  id: messageId(CHANNEL, seq),
-  channel: "supplier:dashboard:s1",
-  seq,
-  event: "message.posted",
-  payload: { text: `m${seq}` },
-  senderId: "u1",
-  sentAt: new Date(),
-});
-
 describe("a channel stream whose channel is deleted", () => {
   it("sends what it holds, then ends with NOT_FOUND and lets go of the channel", async () => {
     const { fanout, stream, ended } = await opened(new AbortController().signal);
     const iterator = stream[Symbol.asyncIterator]();
     const first = iterator.next();
-    await fanout.publish(CHANNEL, message(4));
+    await fanout.publish(CHANNEL, postedMessage(CHANNEL, 4));
     await fanout.channelsGone([CHANNEL]);
 
-    expect(((await first).value as [string, ChannelMessage])[1].seq).toBe(4);
+    // tRPC's tracked envelope: [id, data, marker].
+    expect(((await first).value as unknown[])[1]).toMatchObject({ type: "message", seq: 4 });
     await expect(iterator.next()).rejects.toMatchObject({
       code: "NOT_FOUND",
       message: "channel supplier:dashboard:s1 was deleted",
