@@ -35,7 +35,7 @@ export function createChannelServices(deps: ServiceDeps) {
   const serviceStore = deps.stores.as(SERVICE_ACTOR);
   const metrics = createMetrics({
     liveChannels: () => fanout.counts().channels,
-    queuedMessages: async () => (await serviceStore.counts(new Date())).queuedMessages,
+    queuedMessages: () => serviceStore.queuedMessages(new Date()),
   });
   const queue = new MessageQueue(deps.config.CHANNELS_RETENTION);
   const audit = new AuditTrail(serviceStore, instanceId, undefined, deps.onBackgroundError);

@@ -208,4 +208,6 @@ export interface ChannelStore {
   writeAudit(rows: NewAuditRow[]): Promise<void>;
   readAudit(query: AuditQuery): Promise<AuditRow[]>;
   counts(now: Date): Promise<StoreCounts>;
+  /** `counts(now).queuedMessages` alone: what the queue-depth gauge reads on every scrape. */
+  queuedMessages(now: Date): Promise<number>;
 }

@@ -686,10 +686,18 @@ class DrizzleChannelStore implements ChannelStore {
     return this.run(async (db) => {
       const [c] = await db.select({ n: count() }).from(channels);
       const [s] = await db.select({ n: count() }).from(subscriptions).where(eq(subscriptions.active, true));
-      const [m] = await db.select({ n: count() }).from(messages).where(gt(messages.expiresAt, now));
-      return { channels: c?.n ?? 0, activeSubscriptions: s?.n ?? 0, queuedMessages: m?.n ?? 0 };
+      return { channels: c?.n ?? 0, activeSubscriptions: s?.n ?? 0, queuedMessages: await queuedIn(db, now) };
     });
   }
+
+  queuedMessages(now: Date) {
+    return this.run((db) => queuedIn(db, now));
+  }
+}
+
+async function queuedIn(db: Transaction, now: Date): Promise<number> {
+  const [m] = await db.select({ n: count() }).from(messages).where(gt(messages.expiresAt, now));
+  return m?.n ?? 0;
 }
 
 async function findChannelIn(db: Transaction, name: string) {

@@ -977,6 +977,8 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
           queuedMessages: before.queuedMessages + 3,
         });
         expect(typeof after.channels).toBe("number");
+        // The queue-depth gauge's own count: the same number, without the other two.
+        expect(await store().queuedMessages(new Date())).toBe(after.queuedMessages);
       });
     });
   });
