@@ -78,11 +78,12 @@ export class WsSubscription implements WsCall, StopSignal {
 
   removeEventListener(_type: "abort", listener: StopListener) {
     const listeners = this.listeners;
-    const at = listeners?.indexOf(listener) ?? -1;
+    if (listeners === undefined) return;
+    const at = listeners.indexOf(listener);
     if (at < 0) return;
     // The last one out drops the array: emptied by splice, its next push would reserve room for 17.
-    if (listeners!.length === 1) this.listeners = undefined;
-    else listeners!.splice(at, 1);
+    if (listeners.length === 1) this.listeners = undefined;
+    else listeners.splice(at, 1);
   }
 
   stop() {
