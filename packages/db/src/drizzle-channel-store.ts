@@ -39,6 +39,7 @@ import {
   channels,
   grants,
   type MessageRow,
+  messageRemovals,
   messages,
   type NewAuditRow,
   subscriptions,
@@ -386,20 +387,35 @@ class DrizzleChannelStore implements ChannelStore {
     });
   }
 
+  /**
+   * Deletes expired messages in batches, each with its count per channel added to
+   * channel_message_removals in the same statement, so `queuedIn` can tell what is stored without
+   * counting it.
+   */
   async deleteExpiredMessages(now: Date) {
     let deleted = 0;
     for (;;) {
       const batch = await this.exclusive("cleanup:messages", async (tx) => {
-        const expired = tx
-          .select({ channelId: messages.channelId, seq: messages.seq })
-          .from(messages)
-          .where(lt(messages.expiresAt, now))
-          .limit(CLEANUP_BATCH);
-        const rows = await tx
-          .delete(messages)
-          .where(sql`(${messages.channelId}, ${messages.seq}) in (${expired})`)
-          .returning({ seq: messages.seq });
-        return rows.length;
+        const result = await tx.execute(sql`
+with expired as (
+  select channel_id, seq from ${messages} where expires_at < ${now.toISOString()}::timestamptz
+  limit ${CLEANUP_BATCH}
+),
+gone as (
+  delete from ${messages} m using expired e
+  where m.channel_id = e.channel_id and m.seq = e.seq
+  returning m.channel_id
+),
+per_channel as (
+  select channel_id, count(*) as n from gone group by channel_id
+),
+recorded as (
+  insert into ${messageRemovals} (channel_id, removed)
+  select channel_id, n from per_channel
+  on conflict (channel_id) do update set removed = ${messageRemovals}.removed + excluded.removed
+)
+select coalesce(sum(n), 0)::float8 as deleted from per_channel`);
+        return rowsOf<{ deleted: number }>(result)[0]?.deleted ?? 0;
       });
       if (batch === null) return deleted === 0 ? null : deleted;
       deleted += batch;
@@ -695,9 +711,20 @@ class DrizzleChannelStore implements ChannelStore {
   }
 }
 
+/**
+ * Unexpired stored messages, without counting them: every message a channel stores moved its head by
+ * one, and cleanup records what it deletes (channel_message_removals), so what is stored is the heads
+ * less the removals; what expired and cleanup has not deleted yet is the only part counted, through
+ * the expiry index. A full count took 0.6 s per million stored messages, on every /metrics scrape.
+ */
 async function queuedIn(db: Transaction, now: Date): Promise<number> {
-  const [m] = await db.select({ n: count() }).from(messages).where(gt(messages.expiresAt, now));
-  return m?.n ?? 0;
+  const result = await db.execute(sql`
+select (
+  (select coalesce(sum(last_seq), 0) from ${channels})
+  - (select coalesce(sum(removed), 0) from ${messageRemovals})
+  - (select count(*) from ${messages} where expires_at <= ${now.toISOString()}::timestamptz)
+)::float8 as n`);
+  return rowsOf<{ n: number }>(result)[0]?.n ?? 0;
 }
 
 async function findChannelIn(db: Transaction, name: string) {

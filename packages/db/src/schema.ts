@@ -88,6 +88,18 @@ export const messages = pgTable(
   ],
 );
 
+/**
+ * How many of a channel's messages cleanup has deleted. With the head (every append moves it by the
+ * messages it inserts), it gives the messages a channel still stores without counting them:
+ * `last_seq - removed`. Written by cleanup only, so appends never wait on these rows.
+ */
+export const messageRemovals = pgTable("channel_message_removals", {
+  channelId: uuid("channel_id")
+    .primaryKey()
+    .references(() => channels.id, { onDelete: "cascade" }),
+  removed: bigint("removed", { mode: "number" }).notNull().default(0),
+});
+
 /** Access shared beyond a channel's name audience (channel.grant / channel.revoke). */
 export const grants = pgTable(
   "channel_grants",

@@ -602,6 +602,31 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
         expect((await append(ch.id)).message.seq).toBe(6);
       });
 
+      it("the queued count stays exact through cleanup and channel deletion", async () => {
+        const soon = () => new Date(Date.now() + 60_000);
+        await store().deleteInactiveChannels(soon()); // whatever earlier tests left
+        const queued = () => store().queuedMessages(new Date());
+        const base = await queued();
+        const kept = await channel();
+        await subscribe(kept.id, user());
+        const idle = await channel();
+        await append(kept.id, { expiresAt: anHourAgo() });
+        await append(kept.id);
+        await append(kept.id, { expiresAt: anHourAgo() });
+        await appendMany(idle.id, 2);
+        expect(await queued()).toBe(base + 3);
+
+        // Deleting what expired leaves the unexpired count as it was.
+        expect(await store().deleteExpiredMessages(new Date())).toBeGreaterThanOrEqual(2);
+        expect(await queued()).toBe(base + 3);
+        await append(kept.id);
+        expect(await queued()).toBe(base + 4);
+        // A deleted channel takes its messages out of the count.
+        expect(await store().deleteInactiveChannels(soon())).toEqual([idle.id]);
+        expect(await queued()).toBe(base + 2);
+        expect((await store().counts(new Date())).queuedMessages).toBe(base + 2);
+      });
+
       it("deleteInactiveChannels deletes idle channels nobody is subscribed to, with their messages", async () => {
         const soon = () => new Date(Date.now() + 60_000);
         await store().deleteInactiveChannels(soon()); // whatever earlier tests left

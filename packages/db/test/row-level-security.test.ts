@@ -190,6 +190,22 @@ onEachDatabase("row level security", (name, open) => {
       expect(await codeOf(rewrite)).toBe("42501");
     });
 
+    it("only the service reads or writes the removals counter behind the queue depth", async () => {
+      await service.deleteExpiredMessages(new Date());
+      const own = `insert into channel_message_removals (channel_id, removed) values ('${aDashboard.id}', 5)`;
+      expect(await codeOf(() => asRole(alice, (run) => run(own)))).toBe("42501");
+      const seen = await asRole(alice, async (run) => ({
+        rows: await run("select channel_id from channel_message_removals"),
+        changed: await run("update channel_message_removals set removed = 0 returning channel_id"),
+      }));
+      expect(seen).toEqual({ rows: [], changed: [] });
+      const counted = await asRole({ role: "service" }, (run) =>
+        run(`insert into channel_message_removals (channel_id, removed) values ('${aDashboard.id}', 0)
+          on conflict (channel_id) do update set removed = channel_message_removals.removed returning removed`),
+      );
+      expect(counted).toHaveLength(1);
+    });
+
     it("through the store as A: B's channel is missing, unreadable and unwritable", async () => {
       const a = stores.as(coupleA);
       const [bDashboard] = bChannels;
