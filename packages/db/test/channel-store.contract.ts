@@ -602,6 +602,24 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
         expect((await append(ch.id)).message.seq).toBe(6);
       });
 
+      it("deleteExpiredMessages works through more than one batch, letting the event loop run between", async () => {
+        await store().deleteExpiredMessages(new Date()); // whatever earlier tests left
+        const ch = await channel();
+        const base = await store().queuedMessages(new Date());
+        await Promise.all(Array.from({ length: 1_005 }, () => append(ch.id, { expiresAt: anHourAgo() })));
+        await appendMany(ch.id, 2);
+        let finished = false;
+        let turnedDuring = false;
+        setImmediate(() => {
+          turnedDuring = !finished;
+        });
+        expect(await store().deleteExpiredMessages(new Date())).toBe(1_005);
+        finished = true;
+        expect(turnedDuring).toBe(true);
+        expect(seqs(await store().readMessages(ch.id, 0, 10, new Date(0)))).toEqual([1_006, 1_007]);
+        expect(await store().queuedMessages(new Date())).toBe(base + 2);
+      });
+
       it("the queued count stays exact through cleanup and channel deletion", async () => {
         const soon = () => new Date(Date.now() + 60_000);
         await store().deleteInactiveChannels(soon()); // whatever earlier tests left
