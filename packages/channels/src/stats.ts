@@ -1,9 +1,17 @@
 import type { Bus } from "@wedsync/bus";
-import type { ChannelStore } from "@wedsync/db";
+import type { ChannelStore, StoreCounts } from "@wedsync/db";
 import type { LocalFanout } from "./fanout.ts";
 import type { Metrics } from "./metrics.ts";
 
 const TOPIC = "ctl:stats";
+
+/**
+ * How long a reading of the store's counts serves every snapshot. Counting channels and active
+ * subscriptions reads every row: 574-766 ms of PGlite, the event loop held, with 100,000 channels and
+ * 1,000,000 active subscriptions (probe). Each admin.onStats subscriber takes a snapshot every
+ * interval (250 ms at the least), so without this the load grew with every open dashboard.
+ */
+export const STORE_COUNTS_MS = 2_000;
 
 async function metricValue(metric: { get(): Promise<{ values: Array<{ value: number }> }> }) {
   const { values } = await metric.get();
@@ -31,6 +39,8 @@ export class ClusterStats {
   private readonly peers = new Map<string, InstanceFigures>();
   private timer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date();
+  /** The last reading of the store's counts, while it may still serve (see STORE_COUNTS_MS). */
+  private storeCounts: { readAt: number; counts: Promise<StoreCounts> } | undefined;
 
   constructor(
     private readonly deps: {
@@ -83,6 +93,19 @@ export class ClusterStats {
     };
   }
 
+  /** The store's counts, read at most once per STORE_COUNTS_MS whoever asks; a failed read is not kept. */
+  private counts(): Promise<StoreCounts> {
+    const now = Date.now();
+    const known = this.storeCounts;
+    if (known !== undefined && now - known.readAt < STORE_COUNTS_MS) return known.counts;
+    const reading = { readAt: now, counts: this.deps.store.counts(new Date(now)) };
+    this.storeCounts = reading;
+    reading.counts.catch(() => {
+      if (this.storeCounts === reading) this.storeCounts = undefined;
+    });
+    return reading.counts;
+  }
+
   /** The cluster: each live instance's figures, their sum, and the shared store's counts. */
   async snapshot() {
     const here = await this.local();
@@ -94,7 +117,7 @@ export class ClusterStats {
     const sum = (
       key: keyof Pick<InstanceFigures, "connections" | "liveStreams" | "broadcastsTotal" | "deliveriesTotal">,
     ) => instances.reduce((total, figures) => total + figures[key], 0);
-    const stored = await this.deps.store.counts(new Date());
+    const stored = await this.counts();
     return {
       instanceId: here.instanceId,
       instance: here,
