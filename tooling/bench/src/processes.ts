@@ -26,10 +26,14 @@ export function spawnPinned(core: number, command: string, args: string[], optio
 
 /**
  * `--cpu-prof` into `dir` when it is set: the process writes CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile
- * there when it stops (thread 0 is the program; the others are tsx's loader threads).
+ * there when it stops (thread 0 is the program; the others are tsx's loader threads), sampling every
+ * BENCH_CPU_PROF_INTERVAL_US microseconds when that is set (Node's default is 1,000: a connect's
+ * pieces of 10-50 µs need finer samples).
  */
 export function cpuProfileFlags(dir: string | undefined): string[] {
-  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+  if (!dir) return [];
+  const interval = process.env.BENCH_CPU_PROF_INTERVAL_US;
+  return ["--cpu-prof", `--cpu-prof-dir=${dir}`, ...(interval ? [`--cpu-prof-interval=${interval}`] : [])];
 }
 
 /** Pids of the processes this run started that are still alive. */
