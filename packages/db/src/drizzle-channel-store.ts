@@ -56,6 +56,12 @@ const UNIQUE_VIOLATION = "23505";
  * turn of the event loop between batches bounds what a live message waits behind it.
  */
 const CLEANUP_BATCH = 1_000;
+/**
+ * Idle channels deleted per transaction, with their subscriptions, grants and any messages left. In
+ * one statement, 20,000 of them held PGlite's event loop 1.4 s (3.4 s with 5 messages each); 100 per
+ * batch, 14-23 ms per batch (median), at most 48-100 ms, in 3.0-4.7 s in all (probe).
+ */
+const CHANNEL_CLEANUP_BATCH = 100;
 const WEBHOOK_HINT_MS = 60_000;
 const WEBHOOK_HINTS_MAX = 100_000;
 
@@ -396,11 +402,9 @@ class DrizzleChannelStore implements ChannelStore {
    * channel_message_removals in the same statement, so `queuedIn` can tell what is stored without
    * counting it.
    */
-  async deleteExpiredMessages(now: Date) {
-    let deleted = 0;
-    for (;;) {
-      const batch = await this.exclusive("cleanup:messages", async (tx) => {
-        const result = await tx.execute(sql`
+  deleteExpiredMessages(now: Date) {
+    return this.inBatches("cleanup:messages", CLEANUP_BATCH, async (tx) => {
+      const result = await tx.execute(sql`
 with expired as (
   select channel_id, seq from ${messages} where expires_at < ${now.toISOString()}::timestamptz
   limit ${CLEANUP_BATCH}
@@ -419,33 +423,53 @@ recorded as (
   on conflict (channel_id) do update set removed = ${messageRemovals}.removed + excluded.removed
 )
 select coalesce(sum(n), 0)::float8 as deleted from per_channel`);
-        return rowsOf<{ deleted: number }>(result)[0]?.deleted ?? 0;
-      });
-      if (batch === null) return deleted === 0 ? null : deleted;
-      deleted += batch;
-      if (batch < CLEANUP_BATCH) return deleted;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+      return rowsOf<{ deleted: number }>(result)[0]?.deleted ?? 0;
+    });
   }
 
-  deleteInactiveChannels(before: Date) {
-    return this.exclusive("cleanup:channels", async (tx) => {
+  async deleteInactiveChannels(before: Date) {
+    const deleted: string[] = [];
+    const count = await this.inBatches("cleanup:channels", CHANNEL_CLEANUP_BATCH, async (tx) => {
+      const idle = and(
+        lt(channels.lastActivity, before),
+        notExists(
+          tx
+            .select({ one: sql`1` })
+            .from(subscriptions)
+            .where(and(eq(subscriptions.channelId, channels.id), eq(subscriptions.active, true))),
+        ),
+      );
+      // The condition is checked again on the rows deleted, as the single statement did: a channel
+      // someone subscribed to since the batch was chosen stays.
+      const batch = tx.select({ id: channels.id }).from(channels).where(idle).limit(CHANNEL_CLEANUP_BATCH);
       const rows = await tx
         .delete(channels)
-        .where(
-          and(
-            lt(channels.lastActivity, before),
-            notExists(
-              tx
-                .select({ one: sql`1` })
-                .from(subscriptions)
-                .where(and(eq(subscriptions.channelId, channels.id), eq(subscriptions.active, true))),
-            ),
-          ),
-        )
+        .where(and(inArray(channels.id, batch), idle))
         .returning({ id: channels.id });
-      return rows.map((row) => row.id);
+      for (const row of rows) deleted.push(row.id);
+      return rows.length;
     });
+    return count === null ? null : deleted;
+  }
+
+  /**
+   * Runs `batch` (which deletes at most `size` rows and says how many) in its own transaction under
+   * the named cleanup lock until it deletes fewer, with a turn of the event loop between batches.
+   * How many it deleted in all; null when another instance held the lock before the first batch.
+   */
+  private async inBatches(
+    lock: string,
+    size: number,
+    batch: (tx: Transaction) => Promise<number>,
+  ): Promise<number | null> {
+    let deleted: number | null = null;
+    for (;;) {
+      const count = await this.exclusive(lock, batch);
+      if (count === null) return deleted;
+      deleted = (deleted ?? 0) + count;
+      if (count < size) return deleted;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Runs `work` only if no other instance holds the named lock right now; null when one does. */

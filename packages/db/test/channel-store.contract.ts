@@ -673,6 +673,25 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
         expect(await store().listSubscribers(watched.id)).toHaveLength(1);
         expect(await store().deleteInactiveChannels(soon())).toEqual([]);
       });
+
+      it("deleteInactiveChannels works through more than one batch, letting the event loop run between", async () => {
+        const soon = () => new Date(Date.now() + 60_000);
+        await store().deleteInactiveChannels(soon()); // whatever earlier tests left
+        const idle = await Promise.all(Array.from({ length: 105 }, () => channel()));
+        const watched = await channel();
+        await subscribe(watched.id, user());
+        let finished = false;
+        let turnedDuring = false;
+        setImmediate(() => {
+          turnedDuring = !finished;
+        });
+        const deleted = await store().deleteInactiveChannels(soon());
+        finished = true;
+        expect(turnedDuring).toBe(true);
+        expect(deleted?.sort()).toEqual(idle.map((c) => c.id).sort());
+        expect((await store().findChannel(watched.name))?.id).toBe(watched.id);
+        expect(await store().findChannel(idle[104]!.name)).toBeUndefined();
+      });
     });
 
     describe("audit log", () => {
