@@ -1,6 +1,6 @@
 import { MemoryBus } from "@wedsync/bus";
 import { describe, expect, it } from "vitest";
-import { HEAD_TRUST_MS, LocalFanout } from "../src/fanout.ts";
+import { HEAD_CHECK_BATCH, HEAD_TRUST_MS, LocalFanout } from "../src/fanout.ts";
 import { Inbox } from "../src/inbox.ts";
 import { postedMessage } from "./posted-message.ts";
 
@@ -67,5 +67,30 @@ describe("LocalFanout.liveHead", () => {
     expect(fanout.liveHead(CHANNEL)).toBeUndefined();
     fanout.storedHead(CHANNEL, 7, Date.now());
     expect(fanout.liveHead(CHANNEL)).toBeUndefined();
+  });
+
+  it("the head check reads HEAD_CHECK_BATCH heads per query, letting the event loop run between", async () => {
+    const fanout = new LocalFanout(new MemoryBus());
+    await fanout.start();
+    const ids = Array.from(
+      { length: HEAD_CHECK_BATCH + 5 },
+      (_, i) => `${CHANNEL.slice(0, -6)}${String(i).padStart(6, "0")}`,
+    );
+    for (const id of ids) await fanout.listen(id, new Inbox(16, "u1"));
+    const asked: number[] = [];
+    let finished = false;
+    let turnedDuring = false;
+    setImmediate(() => {
+      turnedDuring = !finished;
+    });
+    await fanout.reconcile(async (channelIds) => {
+      asked.push(channelIds.length);
+      return channelIds.map((id) => ({ id, lastSeq: 3 }));
+    });
+    finished = true;
+    expect(asked).toEqual([HEAD_CHECK_BATCH, 5]);
+    expect(turnedDuring).toBe(true);
+    expect(fanout.liveHead(ids[0]!)).toBe(3);
+    expect(fanout.liveHead(ids.at(-1)!)).toBe(3);
   });
 });
