@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Bus } from "@wedsync/bus";
+import type { ChannelStore } from "@wedsync/db";
 import type { FanoutListener } from "./inbox.ts";
 import { LiveWrites } from "./live-writes.ts";
 import type { ChannelMessage } from "./message.ts";
@@ -22,8 +24,6 @@ export const HEAD_TRUST_MS = 1_000;
 
 /** Channels whose heads the head check reads in one query (see reconcile). */
 export const HEAD_CHECK_BATCH = 1_000;
-
-type HeadsReader = (channelIds: string[]) => Promise<Array<{ id: string; lastSeq: number }>>;
 
 /**
  * This instance's side of fan-out: one bus subscription per channel while at least one local
@@ -204,15 +204,15 @@ export class LocalFanout {
    * HEAD_CHECK_BATCH channels, with a turn of the event loop between: on PGlite a read holds the
    * server's only thread, 32-33 ms for 5,000 heads in one query (session 19's probe).
    */
-  async reconcile(heads: HeadsReader) {
+  async reconcile(heads: ChannelStore["channelHeads"]) {
     const channelIds = [...this.listeners.keys()].map((topic) => topic.slice(TOPIC_PREFIX.length));
     for (let start = 0; start < channelIds.length; start += HEAD_CHECK_BATCH) {
-      if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (start > 0) await nextTurn();
       await this.reconcileBatch(channelIds.slice(start, start + HEAD_CHECK_BATCH), heads);
     }
   }
 
-  private async reconcileBatch(channelIds: string[], heads: HeadsReader) {
+  private async reconcileBatch(channelIds: string[], heads: ChannelStore["channelHeads"]) {
     const at = Date.now();
     const rows = await heads(channelIds);
     // A channel missing from the answer is gone: new streams of it must find out from the store.

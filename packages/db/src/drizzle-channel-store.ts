@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from "node:timers/promises";
 import {
   and,
   asc,
@@ -468,7 +469,7 @@ select coalesce(sum(n), 0)::float8 as deleted from per_channel`);
       if (count === null) return deleted;
       deleted = (deleted ?? 0) + count;
       if (count < size) return deleted;
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
   }
 
