@@ -37,7 +37,9 @@ const WEBHOOK_ENV = {
   // The receivers below listen on 127.0.0.1; the default policy is tested on a server of its own.
   CHANNELS_WEBHOOK_ALLOW_PRIVATE: "true",
   CHANNELS_WEBHOOK_RETRY_BASE_MS: "50",
-  CHANNELS_WEBHOOK_POLL_MS: "50",
+  // Longer than any test: deliveries must come from the broadcast waking the worker, retries from its
+  // wake-up for the earliest due row, not from looking every so often.
+  CHANNELS_WEBHOOK_POLL_MS: "600000",
   CHANNELS_WEBHOOK_MAX_ATTEMPTS: "4",
   CHANNELS_WEBHOOK_TIMEOUT_MS: "2000",
 };

@@ -68,8 +68,12 @@ const envSchema = z.object({
   CHANNELS_WEBHOOK_MAX_ATTEMPTS: positiveInt(8),
   /** Outbound webhooks: how long one POST may take. */
   CHANNELS_WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
-  /** Outbound webhooks: how often each instance looks for due deliveries. */
-  CHANNELS_WEBHOOK_POLL_MS: positiveInt(1_000),
+  /**
+   * Outbound webhooks: the longest an instance goes without looking for due deliveries. Its own
+   * broadcasts wake it at once and it wakes for the earliest retry; this interval is for rows another
+   * instance queued and did not deliver (it stopped).
+   */
+  CHANNELS_WEBHOOK_POLL_MS: positiveInt(30_000),
   CHANNELS_INSTANCE_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/)

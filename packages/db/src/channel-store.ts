@@ -199,6 +199,14 @@ export interface ChannelStore {
    * (FOR UPDATE SKIP LOCKED): counts the attempt and leases the rows until now + leaseMs.
    */
   claimWebhookDeliveries(request: ClaimWebhookDeliveries): Promise<WebhookDelivery[]>;
+  /** When the earliest outbox row not yet delivered or given up on is due (leased rows: when their lease ends). */
+  nextWebhookAttemptAt(): Promise<Date | null>;
+  /**
+   * Calls `listener` after every commit that queued outbox rows, made through any view of the same stores
+   * (so on this instance); returns the function that stops it. The delivery worker is woken by it instead
+   * of asking the database every second whether anything is due.
+   */
+  onWebhookDeliveriesQueued(listener: () => void): () => void;
   /** Marks the row delivered (nothing more to do). */
   completeWebhookDelivery(id: number, deliveredAt: Date): Promise<void>;
   /** Records a failed attempt and when to retry (or that there will be no retry). False if outdated. */

@@ -90,6 +90,7 @@ function isUniqueViolation(error: unknown): boolean {
 export class DrizzleChannelStores implements ChannelStores {
   /** Channels seen with webhooks -> until when to believe it (see insertNext); only a performance hint. */
   private readonly webhookHints = new Map<string, number>();
+  private readonly deliveriesQueued = new Set<() => void>();
   private readonly groupCommit: GroupCommit;
 
   /** `maxAppendBatch`: most appends of one channel per group commit (1 turns group commit off). */
@@ -115,7 +116,13 @@ export class DrizzleChannelStores implements ChannelStores {
   }
 
   private view(actor: StoreActor): DrizzleChannelStore {
-    return new DrizzleChannelStore(this.db, actor, this.webhookHints, this.groupCommit);
+    return new DrizzleChannelStore(
+      this.db,
+      actor,
+      this.webhookHints,
+      this.deliveriesQueued,
+      this.groupCommit,
+    );
   }
 }
 
@@ -124,6 +131,7 @@ class DrizzleChannelStore implements ChannelStore {
     private readonly root: Database,
     private readonly actor: StoreActor,
     private readonly webhookHints: Map<string, number>,
+    private readonly deliveriesQueued: Set<() => void>,
     private readonly groupCommit: GroupCommit,
   ) {}
 
@@ -167,11 +175,17 @@ class DrizzleChannelStore implements ChannelStore {
   async appendOne(input: AppendMessage): Promise<AppendResult> {
     const key = input.idempotencyKey;
     try {
-      return await this.run(async (db) => {
+      let queued = false;
+      const result = await this.run(async (db) => {
         const existing = key === null ? undefined : await findByKeyIn(db, input.channelId, key);
         if (existing) return { message: existing, duplicate: true };
-        return { message: await this.insertNext(db, input), duplicate: false };
+        const inserted = await this.insertNext(db, input);
+        queued = inserted.queuedDeliveries;
+        return { message: inserted.row, duplicate: false };
       });
+      // Committed: the worker's claim can see the rows now.
+      if (queued) for (const listener of this.deliveriesQueued) listener();
+      return result;
     } catch (error) {
       // A concurrent retry with the same key won the race; the failed transaction rolled back its seq bump.
       if (key === null || !isUniqueViolation(error)) throw error;
@@ -199,12 +213,15 @@ class DrizzleChannelStore implements ChannelStore {
    * append goes the webhook way (insertLocked); a stale "has webhooks" only costs that way until the hint
    * expires or the locked row shows no webhooks.
    */
-  private async insertNext(db: Transaction, input: AppendMessage): Promise<MessageRow> {
+  private async insertNext(
+    db: Transaction,
+    input: AppendMessage,
+  ): Promise<{ row: MessageRow; queuedDeliveries: boolean }> {
     const hinted = this.webhookHints.get(input.channelId);
     if (hinted === undefined || hinted < Date.now()) {
       this.webhookHints.delete(input.channelId);
       const row = await insertStatement(db, input, true);
-      if (row) return row;
+      if (row) return { row, queuedDeliveries: false };
     }
     const { row, webhookCount } = await insertLocked(db, input);
     if (!row) throw new ChannelUnavailableError(input.channelId);
@@ -214,7 +231,7 @@ class DrizzleChannelStore implements ChannelStore {
       if (this.webhookHints.size >= WEBHOOK_HINTS_MAX) this.webhookHints.clear();
       this.webhookHints.set(input.channelId, Date.now() + WEBHOOK_HINT_MS);
     }
-    return row;
+    return { row, queuedDeliveries: webhookCount > 0 };
   }
 
   findMessageByIdempotencyKey(channelId: string, key: string) {
@@ -642,6 +659,23 @@ select coalesce(sum(n), 0)::float8 as deleted from per_channel`);
         .orderBy(asc(claimed.id));
       return rows.map((row) => ({ ...row, id: Number(row.id), attempts: Number(row.attempts) }));
     });
+  }
+
+  nextWebhookAttemptAt() {
+    return this.run(async (db) => {
+      const [next] = await db
+        .select({ at: min(webhookOutbox.nextAttemptAt) })
+        .from(webhookOutbox)
+        .where(isNotNull(webhookOutbox.nextAttemptAt));
+      return next?.at ?? null;
+    });
+  }
+
+  onWebhookDeliveriesQueued(listener: () => void) {
+    this.deliveriesQueued.add(listener);
+    return () => {
+      this.deliveriesQueued.delete(listener);
+    };
   }
 
   async completeWebhookDelivery(id: number, deliveredAt: Date) {

@@ -941,6 +941,50 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
         expect(rest.every((d) => d.attempts === 1)).toBe(true);
       });
 
+      it("nextWebhookAttemptAt is when the earliest row not delivered or given up on is due, null without one", async () => {
+        await drain();
+        expect(await store().nextWebhookAttemptAt()).toBeNull();
+        const ch = await channel();
+        await webhook(ch.id);
+        await append(ch.id);
+        const queued = await store().nextWebhookAttemptAt();
+        expect(queued?.getTime()).toBeLessThanOrEqual(soon().getTime());
+
+        const now = soon();
+        const [delivery] = await claim(now);
+        expect(await store().nextWebhookAttemptAt()).toEqual(new Date(now.getTime() + LEASE));
+        const retryAt = new Date(now.getTime() + 5_000);
+        await store().failWebhookDelivery({ id: delivery!.id, attempts: 1, error: "HTTP 500", retryAt });
+        expect(await store().nextWebhookAttemptAt()).toEqual(retryAt);
+        await store().failWebhookDelivery({ id: delivery!.id, attempts: 1, error: "gave up", retryAt: null });
+        expect(await store().nextWebhookAttemptAt()).toBeNull();
+      });
+
+      it("onWebhookDeliveriesQueued hears each append that queued rows, until stopped; the rows are there to claim", async () => {
+        const ch = await channel();
+        const plain = await channel();
+        const hook = await webhook(ch.id);
+        // What a transaction the listener starts sees: what the worker's claim would see.
+        const seen: Array<Promise<number>> = [];
+        const stop = store().onWebhookDeliveriesQueued(() => {
+          seen.push(
+            store()
+              .listWebhookOutbox(hook.id)
+              .then((rows) => rows.length),
+          );
+        });
+        await append(plain.id);
+        expect(seen).toHaveLength(0);
+        const key = uid("key");
+        await append(ch.id, { key });
+        await append(ch.id, { key }); // a duplicate queues nothing
+        await append(ch.id);
+        expect(await Promise.all(seen)).toEqual([1, 2]);
+        stop();
+        await append(ch.id);
+        expect(seen).toHaveLength(2);
+      });
+
       it("complete ends a delivery; fail records the error and retries at retryAt, or gives up", async () => {
         await drain();
         const ch = await channel();
