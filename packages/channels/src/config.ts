@@ -14,6 +14,13 @@ const duration = z
   });
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** Node.js fires a timer set for longer than this after 1 ms: a longer interval would become a busy loop. */
+const TIMER_MAX_MS = 2_147_483_647;
+const TIMER_LIMIT = `must be at most ${TIMER_MAX_MS} ms (about 24.8 days), the longest a timer can wait`;
+/** Milliseconds that set a timer. */
+const timerMs = (fallback: number) =>
+  z.coerce.number().int().positive().max(TIMER_MAX_MS, TIMER_LIMIT).default(fallback);
 const url = z.url().optional();
 
 const envSchema = z.object({
@@ -27,19 +34,19 @@ const envSchema = z.object({
   CHANNELS_DATA_DIR: z.string().default("./.data"),
   CHANNELS_RETENTION: duration.default(7 * UNIT_MS.d),
   CHANNELS_CHANNEL_IDLE: duration.default(30 * UNIT_MS.d),
-  CHANNELS_CLEANUP_INTERVAL: duration.default(5 * UNIT_MS.m),
+  CHANNELS_CLEANUP_INTERVAL: duration.pipe(z.number().max(TIMER_MAX_MS, TIMER_LIMIT)).default(5 * UNIT_MS.m),
   CHANNELS_RATE_BROADCASTS_PER_MIN: positiveInt(100),
   CHANNELS_RATE_SUBSCRIBES_PER_HOUR: positiveInt(100),
   CHANNELS_TIER_FREE: positiveInt(3),
   CHANNELS_TIER_PAID: positiveInt(10),
-  CHANNELS_HEARTBEAT_MS: positiveInt(30_000),
-  CHANNELS_HEARTBEAT_TIMEOUT_MS: positiveInt(10_000),
+  CHANNELS_HEARTBEAT_MS: timerMs(30_000),
+  CHANNELS_HEARTBEAT_TIMEOUT_MS: timerMs(10_000),
   /** How often an instance compares channel heads in the store with what arrived live. */
-  CHANNELS_HEAD_CHECK_MS: positiveInt(5_000),
+  CHANNELS_HEAD_CHECK_MS: timerMs(5_000),
   /** How often each instance publishes its figures for admin.stats. */
-  CHANNELS_STATS_INTERVAL_MS: positiveInt(5_000),
+  CHANNELS_STATS_INTERVAL_MS: timerMs(5_000),
   /** A presence entry not refreshed for this long (its instance died) expires. */
-  CHANNELS_PRESENCE_TTL_MS: positiveInt(30_000),
+  CHANNELS_PRESENCE_TTL_MS: timerMs(30_000),
   CHANNELS_MAX_CONNECTIONS: positiveInt(10_000),
   CHANNELS_MAX_PAYLOAD_BYTES: positiveInt(32_768),
   /** New WebSocket connections one IP may open per minute (shared across instances). */
@@ -53,7 +60,7 @@ const envSchema = z.object({
   /** Bytes a socket may have queued for sending before its streams pause (slow consumer). */
   CHANNELS_MAX_BUFFERED_BYTES: positiveInt(1_048_576),
   /** How long a socket may stay over that bound before it is disconnected. */
-  CHANNELS_SLOW_CONSUMER_TIMEOUT_MS: positiveInt(5_000),
+  CHANNELS_SLOW_CONSUMER_TIMEOUT_MS: timerMs(5_000),
   /** encode-once: one serialization per message per instance; stock: tRPC's per-subscriber path (reference). */
   CHANNELS_FANOUT_MODE: z.enum(["encode-once", "stock"]).default("encode-once"),
   /** HMAC key of POST /webhooks/inbound as key id "default"; with neither this nor the next, the route answers 503. */
@@ -63,17 +70,17 @@ const envSchema = z.object({
   /** Outbound webhooks may reach loopback and private addresses: development and tests only. */
   CHANNELS_WEBHOOK_ALLOW_PRIVATE: z.stringbool().default(false),
   /** Outbound webhooks: delay before the first retry; doubles per attempt (with jitter), capped at an hour. */
-  CHANNELS_WEBHOOK_RETRY_BASE_MS: positiveInt(30_000),
+  CHANNELS_WEBHOOK_RETRY_BASE_MS: timerMs(30_000),
   /** Outbound webhooks: attempts per message before giving up. */
   CHANNELS_WEBHOOK_MAX_ATTEMPTS: positiveInt(8),
   /** Outbound webhooks: how long one POST may take. */
-  CHANNELS_WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
+  CHANNELS_WEBHOOK_TIMEOUT_MS: timerMs(10_000),
   /**
    * Outbound webhooks: the longest an instance goes without looking for due deliveries. Its own
    * broadcasts wake it at once and it wakes for the earliest retry; this interval is for rows another
    * instance queued and did not deliver (it stopped).
    */
-  CHANNELS_WEBHOOK_POLL_MS: positiveInt(30_000),
+  CHANNELS_WEBHOOK_POLL_MS: timerMs(30_000),
   CHANNELS_INSTANCE_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/)

@@ -39,9 +39,19 @@ describe("loadConfig", () => {
     ["CHANNELS_WEBHOOK_SECRET", "short"],
     ["CHANNELS_WEBHOOK_MAX_ATTEMPTS", "0"],
     ["CHANNELS_WEBHOOK_ALLOW_PRIVATE", "maybe"],
+    // Past what a Node.js timer waits: it would fire after 1 ms, every time.
+    ["CHANNELS_WEBHOOK_POLL_MS", "2147483648"],
+    ["CHANNELS_HEARTBEAT_MS", "99999999999"],
+    ["CHANNELS_CLEANUP_INTERVAL", "25d"],
   ])("refuses %s=%s naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+
+  it("takes timer settings up to the longest a timer waits", () => {
+    const config = loadConfig({ CHANNELS_WEBHOOK_POLL_MS: "2147483647", CHANNELS_CLEANUP_INTERVAL: "24d" });
+    expect(config.CHANNELS_WEBHOOK_POLL_MS).toBe(2_147_483_647);
+    expect(config.CHANNELS_CLEANUP_INTERVAL).toBe(24 * 86_400_000);
   });
 
   it("treats empty variables as unset", () => {
