@@ -14,6 +14,12 @@ const BATCH = 50;
 /** Rounds in a row while every round comes back full, so that one wake cannot hold the worker forever. */
 const MAX_ROUNDS = 20;
 const MAX_ERROR_LENGTH = 500;
+/**
+ * After a round that failed (the database unreachable), the next is tried after this, doubling with each
+ * failure in a row up to CHANNELS_WEBHOOK_POLL_MS: a short outage delays deliveries by about its length,
+ * not by the poll ceiling, and a long one is not hammered.
+ */
+const FAILED_ROUND_RETRY_MS = 1_000;
 
 type Outcome = { ok: true; status: number } | { ok: false; error: string; status?: number };
 
@@ -147,6 +153,14 @@ export function scheduleWebhookDeliveries(services: ChannelServices, logger: Log
   let timer: NodeJS.Timeout | undefined;
   /** Rows were queued during a round: its claim may have run before they committed. */
   let queuedDuringRound = false;
+  let failedRounds = 0;
+
+  const afterFailedRound = (error: unknown): number => {
+    failedRounds += 1;
+    const waitMs = Math.min(FAILED_ROUND_RETRY_MS * 2 ** (failedRounds - 1), config.CHANNELS_WEBHOOK_POLL_MS);
+    logger.warn({ err: error, retryInMs: waitMs }, "webhook delivery round failed");
+    return waitMs;
+  };
 
   const tick = () => {
     if (stopping.signal.aborted) return;
@@ -158,10 +172,10 @@ export function scheduleWebhookDeliveries(services: ChannelServices, logger: Log
     queuedDuringRound = false;
     running = drainDue()
       .then(untilNextDue)
-      .catch((error) => {
-        logger.warn({ err: error }, "webhook delivery round failed; will retry next interval");
-        return config.CHANNELS_WEBHOOK_POLL_MS;
-      })
+      .then((waitMs) => {
+        failedRounds = 0;
+        return waitMs;
+      }, afterFailedRound)
       .then((waitMs) => {
         running = undefined;
         if (stopping.signal.aborted) return;

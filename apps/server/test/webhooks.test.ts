@@ -9,7 +9,7 @@ import {
 } from "@wedsync/channels";
 import { type ChannelsClient, errorCode } from "@wedsync/client";
 import type { AuditRow } from "@wedsync/db";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { redisUrlForTests } from "../../../packages/bus/test/redis-server.ts";
 import { postgresUrlForTests } from "../../../packages/db/test/fresh-postgres.ts";
 import {
@@ -676,6 +676,29 @@ describe("webhooks", () => {
         ["error", 1],
       ]);
       expect(audit[2]?.reason).toMatch(/^attempt 1 failed: HTTP 500; retry in \d+ s$/);
+    });
+
+    it("a round the database fails is tried again a second later, not after the poll ceiling", async () => {
+      const { owner, channelName } = await dashboard(server);
+      const r = await receiver();
+      await owner.trpc.channel.webhooks.add.mutate({ channelName, url: r.url });
+      // The worker's next claim fails as it would while the database is unreachable; the one after works.
+      const claim = vi
+        .spyOn(server.instance.services.serviceStore, "claimWebhookDeliveries")
+        .mockRejectedValueOnce(new Error("connect ECONNREFUSED 127.0.0.1:5432"));
+      try {
+        const sent = await say(owner, channelName, "sent during an outage");
+        // CHANNELS_WEBHOOK_POLL_MS is 10 minutes here: only the retry after the failed round delivers.
+        await eventually(
+          async () => r.messages().map((m) => m.id),
+          (ids) => ids.includes(sent.id),
+          "the delivery after the failed round",
+          5_000,
+        );
+        expect(claim.mock.settledResults[0]?.type).toBe("rejected");
+      } finally {
+        claim.mockRestore();
+      }
     });
 
     it("gives up after CHANNELS_WEBHOOK_MAX_ATTEMPTS, and a receiver that does not answer counts as a failure", async () => {
