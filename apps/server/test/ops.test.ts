@@ -62,6 +62,7 @@ describe("ops endpoints", () => {
       "channels_broadcasts_total",
       "channels_deliveries_total",
       "channels_delivery_latency_seconds",
+      "channels_broadcast_store_seconds",
       "channels_slow_consumers_dropped_total",
       "channels_auth_failures_total",
       "channels_rate_limited_total",
@@ -121,6 +122,35 @@ describe("ops endpoints", () => {
     expect(delta("channels_deliveries_total")).toBe(6);
     expect(delta("channels_delivery_latency_seconds_count")).toBe(6);
     for (const stream of streams) stream.unsubscribe();
+  });
+
+  it("channels_broadcast_store_seconds observes the store's wait of every stored broadcast, and only those", async () => {
+    const { s, owner, channelName } = await supplierDashboard(server);
+    const outsider = server.client({ sub: uid("u"), role: "supplier", suppliers: [uid("other")] });
+    const before = await metrics();
+    await post(owner, channelName, "first");
+    await post(owner, channelName, "second");
+    type Broadcast = Parameters<typeof owner.trpc.channel.broadcast.mutate>[0];
+    const refused = [
+      // Deliberately outside the typed input, as a buggy client sends it.
+      owner.trpc.channel.broadcast.mutate({
+        channelName,
+        event: "message.posted",
+        payload: { title: "no text" },
+      } as unknown as Broadcast),
+      outsider.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text: "hi" } }),
+      owner.trpc.channel.broadcast.mutate({
+        channelName: `collaboration:${s}:${uid("c")}`,
+        event: "message.posted",
+        payload: { text: "hi" },
+      }),
+    ];
+    expect(await Promise.all(refused.map(codeOf))).toEqual(["BAD_REQUEST", "FORBIDDEN", "NOT_FOUND"]);
+    const after = await metrics();
+
+    const delta = (metric: string) => sample(after, metric) - sample(before, metric);
+    expect(delta("channels_broadcast_store_seconds_count")).toBe(2);
+    expect(delta("channels_broadcast_store_seconds_sum")).toBeGreaterThan(0);
   });
 
   it("refused tokens are counted in channels_auth_failures_total", async () => {

@@ -225,6 +225,7 @@ export class ChannelManager {
       this.deps.limits.broadcastsPerChannel(channel.id),
     );
     let target = channel;
+    const storing = performance.now();
     const { message, duplicate } = await this.deps.queue
       .enqueueMessage(store, channel, identity.sub, event, idempotencyKey)
       .catch(async (error) => {
@@ -238,6 +239,7 @@ export class ChannelManager {
         target = fresh;
         return this.deps.queue.enqueueMessage(store, fresh, identity.sub, event, idempotencyKey);
       });
+    this.deps.metrics.storeWait.observe((performance.now() - storing) / 1000);
     if (!duplicate) this.deps.metrics.broadcasts.inc();
     // Stored is acknowledged: a lost live frame is recovered by subscribers from the store, so the
     // acknowledgement does not wait for Redis to confirm the publish (its outcome changes nothing for

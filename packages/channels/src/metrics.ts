@@ -24,6 +24,12 @@ export function createMetrics(sources: {
       ...of,
     }),
     broadcasts: new Counter({ name: "channels_broadcasts_total", help: "Durably stored broadcasts", ...of }),
+    storeWait: new Histogram({
+      name: "channels_broadcast_store_seconds",
+      help: "Broadcast handed to the store -> durable: what its fan-out and acknowledgement wait for",
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      ...of,
+    }),
     deliveries: new Counter({
       name: "channels_deliveries_total",
       help: "Messages handed to subscribers",

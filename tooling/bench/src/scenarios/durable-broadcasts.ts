@@ -11,7 +11,7 @@ import { dashboardChannel, publisherFor } from "../naming.ts";
 import { summarize } from "../stats.ts";
 import type { RunningSystem } from "../systems/types.ts";
 import type { PublishResult } from "../worker-protocol.ts";
-import { cpuMeter, cpuMetricSpecs, warmUp } from "./measure.ts";
+import { loadMeter, loadMetricSpecs, warmUp } from "./measure.ts";
 import type { MetricSpec, Scenario, ScenarioOptions, ScenarioResult } from "./types.ts";
 
 export const INFLIGHT_LEVELS = [1, 10, 50] as const;
@@ -41,7 +41,7 @@ export const durableBroadcasts: Scenario = {
         { key: `${key}.ack-p50`, label: "ack p50", unit: "ms", better: "lower", table: true },
         { key: `${key}.ack-p99`, label: "ack p99", unit: "ms", better: "lower", table: true },
         { key: `${key}.errors`, label: `${n} in flight failed broadcasts`, unit: "count", better: "lower" },
-        ...cpuMetricSpecs(`${key}.`, `${n} in flight `),
+        ...loadMetricSpecs(`${key}.`, `${n} in flight `),
       ];
     }),
     { key: "peak-rate", label: "best acked/s", unit: "per-s", better: "higher" },
@@ -78,9 +78,9 @@ export const durableBroadcasts: Scenario = {
       const key = levelKey(inflight);
       options.log(`${inflight} in flight: measuring for ${durationMs / 1000} s`);
       const { phase } = await rig.newPhase("durable");
-      const cpu = cpuMeter(rig);
+      const load = await loadMeter(rig);
       const publish = await rig.publish({ ...plan(inflight), phase, durationMs });
-      const usage = cpu.stop();
+      const usage = await load.stop();
       runs.push({ phase, publish });
       const rate = (publish.published - publish.errors) / ((publish.endedAt - publish.startedAt) / 1000);
       const ack = summarize(publish.acks);
@@ -90,6 +90,7 @@ export const durableBroadcasts: Scenario = {
       metrics[`${key}.errors`] = publish.errors;
       metrics[`${key}.server-cpu`] = usage.serverCpu;
       metrics[`${key}.client-cpu`] = usage.clientCpu;
+      metrics[`${key}.store-ms`] = usage.storeMs;
       options.log(
         `${inflight} in flight: ${formatValue(rate, "per-s")} acked/s, ack p50 ${formatValue(ack.p50, "ms")} ms, p99 ${formatValue(ack.p99, "ms")} ms`,
       );

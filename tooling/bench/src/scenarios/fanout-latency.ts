@@ -4,7 +4,7 @@
  */
 import { dashboardChannel, memberOf, publisherFor } from "../naming.ts";
 import { summarize } from "../stats.ts";
-import { cpuMetricSpecs, deliveryMetrics, measureDelivery } from "./measure.ts";
+import { deliveryMetrics, loadMetricSpecs, measureDelivery } from "./measure.ts";
 import type { MetricSpec, Scenario, ScenarioOptions } from "./types.ts";
 import { sized } from "./types.ts";
 
@@ -50,7 +50,7 @@ export const fanoutLatency: Scenario = {
         { key: `${c.key}.broadcasts`, label: `${name} broadcasts`, unit: "count", better: "higher" },
         { key: `${c.key}.ack-p99`, label: `${name} ack p99`, unit: "ms", better: "lower" },
         { key: `${c.key}.sender-lag`, label: `${name} sender lag max`, unit: "ms", better: "lower" },
-        ...cpuMetricSpecs(`${c.key}.`, `${name} `),
+        ...loadMetricSpecs(`${c.key}.`, `${name} `),
       ];
     }),
   skip: () => null,

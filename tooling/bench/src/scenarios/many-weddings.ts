@@ -3,7 +3,7 @@
  * the channels as fast as acknowledged (8 in flight). Every message must reach exactly its own channel.
  */
 import { memberOf, publisherFor, weddingChannel } from "../naming.ts";
-import { cpuMetricSpecs, deliveryMetrics, measureDelivery } from "./measure.ts";
+import { deliveryMetrics, loadMetricSpecs, measureDelivery } from "./measure.ts";
 import { type Scenario, type ScenarioOptions, sized } from "./types.ts";
 
 const shape = (options: ScenarioOptions) => ({
@@ -34,7 +34,7 @@ export const manyWeddings: Scenario = {
       { key: "duplicates", label: "duplicates", unit: "count", better: "lower", table: true },
       { key: "ratio", label: "delivered", unit: "fraction", better: "higher" },
       { key: "broadcasts", label: "broadcasts", unit: "count", better: "higher" },
-      ...cpuMetricSpecs(),
+      ...loadMetricSpecs(),
     ];
   },
   skip: () => null,

@@ -19,6 +19,8 @@ export interface PhaseRun {
   /** % of one core used while the publisher ran: the server(s), and the load generators. */
   serverCpu: number;
   clientCpu: number;
+  /** Mean ms a broadcast stored meanwhile waited for the store (null: the system does not tell). */
+  storeMs: number | null;
   notes: string[];
 }
 
@@ -77,19 +79,27 @@ export async function warmUp(
   return { phase, publish };
 }
 
-/** Starts counting CPU of the server(s) and the load generators; `stop()` gives % of one core each. */
-export function cpuMeter(rig: Rig) {
+/**
+ * Starts counting CPU of the server(s) and the load generators, and the broadcasts the server(s) stored
+ * with their wait for the store; `stop()` gives % of one core each and the mean wait in ms.
+ */
+export async function loadMeter(rig: Rig) {
+  const storeStart = await rig.system.storeWait?.();
   const start = rig.cpuTicks();
   return {
-    stop() {
+    async stop() {
       const end = rig.cpuTicks();
+      const storeEnd = await rig.system.storeWait?.();
       const serverCpu = ticksToPercent(end.server - start.server, end.at - start.at);
       const clientCpu = ticksToPercent(end.clients - start.clients, end.at - start.at);
+      const stored = storeStart && storeEnd ? storeEnd.broadcasts - storeStart.broadcasts : 0;
+      const storeMs =
+        stored > 0 ? (((storeEnd?.seconds ?? 0) - (storeStart?.seconds ?? 0)) / stored) * 1000 : null;
       const notes =
         clientCpu >= CLIENT_SATURATED
           ? [`the load generators used ${Math.round(clientCpu)}% of their core: client-bound`]
           : [];
-      return { serverCpu, clientCpu, notes };
+      return { serverCpu, clientCpu, storeMs, notes };
     },
   };
 }
@@ -106,12 +116,12 @@ export async function measurePhase(
   const perChannel = new Map<string, number>();
   for (const c of conns) perChannel.set(c.channel, (perChannel.get(c.channel) ?? 0) + 1);
   const measured = await rig.newPhase("m");
-  const cpu = cpuMeter(rig);
+  const load = await loadMeter(rig);
   const [publish] = await Promise.all([
     rig.publish({ ...plan, phase: measured.phase, durationMs }),
     during?.(),
   ]);
-  const { serverCpu, clientCpu, notes } = cpu.stop();
+  const { serverCpu, clientCpu, storeMs, notes } = await load.stop();
   let expected = 0;
   for (const [channel, subscribers] of perChannel) {
     expected += ((publish.sent[channel] ?? 0) - (publish.failed[channel]?.length ?? 0)) * subscribers;
@@ -127,6 +137,7 @@ export async function measurePhase(
     stats: { ...stats, timeline: rebase(stats.timeline, measured.startedAt, publish) },
     serverCpu,
     clientCpu,
+    storeMs,
     notes,
   };
 }
@@ -144,10 +155,11 @@ export function deliveryRate(run: PhaseRun): number {
   return inWindow / ((run.publish.endedAt - run.publish.startedAt) / 1000);
 }
 
-/** CPU while the publisher ran, as metric specs (% of one core). */
-export const cpuMetricSpecs = (prefix = "", label = ""): MetricSpec[] => [
+/** What loadMeter measured while the publisher ran, as metric specs (CPU as % of one core). */
+export const loadMetricSpecs = (prefix = "", label = ""): MetricSpec[] => [
   { key: `${prefix}server-cpu`, label: `${label}server CPU`, unit: "percent", better: "lower" },
   { key: `${prefix}client-cpu`, label: `${label}load generator CPU`, unit: "percent", better: "lower" },
+  { key: `${prefix}store-ms`, label: `${label}store wait per broadcast`, unit: "ms", better: "lower" },
 ];
 
 /** The usual delivery metrics under `prefix`. */
@@ -170,5 +182,6 @@ export function deliveryMetrics(run: PhaseRun, prefix = ""): Record<string, numb
     [`${prefix}broadcasts`]: run.publish.published,
     [`${prefix}server-cpu`]: run.serverCpu,
     [`${prefix}client-cpu`]: run.clientCpu,
+    [`${prefix}store-ms`]: run.storeMs,
   };
 }

@@ -3,7 +3,7 @@
  * them (4 in flight), held to 10 broadcasts ahead of the last subscriber so the backlog stays bounded.
  */
 import { dashboardChannel, memberOf, publisherFor } from "../naming.ts";
-import { cpuMetricSpecs, deliveryMetrics, measureDelivery } from "./measure.ts";
+import { deliveryMetrics, loadMetricSpecs, measureDelivery } from "./measure.ts";
 import { type Scenario, sized } from "./types.ts";
 
 export const throughput: Scenario = {
@@ -28,7 +28,7 @@ export const throughput: Scenario = {
       { key: "missing", label: "missing", unit: "count", better: "lower" },
       { key: "duplicates", label: "duplicates", unit: "count", better: "lower" },
       { key: "misdeliveries", label: "misdelivered", unit: "count", better: "lower" },
-      ...cpuMetricSpecs(),
+      ...loadMetricSpecs(),
     ];
   },
   skip: () => null,

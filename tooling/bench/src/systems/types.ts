@@ -57,6 +57,11 @@ export interface RunningSystem {
   replayChannel?(name: string, untilSeq: number): Promise<ChannelReplay>;
   /** Live subscriptions the server(s) report, where the system can tell. */
   liveSubscriptions?(): Promise<number>;
+  /**
+   * Broadcasts stored so far and the seconds they waited for the store, summed over the instances
+   * (WedSync's channels_broadcast_store_seconds; a server without it reports none).
+   */
+  storeWait?(): Promise<{ broadcasts: number; seconds: number }>;
   stop(): Promise<void>;
 }
 

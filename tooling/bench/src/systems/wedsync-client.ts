@@ -92,11 +92,19 @@ export async function replayChannel(
   }
 }
 
-/** A gauge from an instance's /metrics (0 when absent). */
-export async function scrapeGauge(baseUrl: string, name: string): Promise<number> {
+/** Unlabelled samples from an instance's /metrics, in the order of `names` (0 when absent). */
+export async function scrapeSamples(baseUrl: string, names: readonly string[]): Promise<number[]> {
   const text = await (await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-  const match = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-  return match ? Number(match[1]) : 0;
+  return names.map((name) => {
+    const match = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+    return match ? Number(match[1]) : 0;
+  });
+}
+
+/** Summed over `urls`, per name of `names`. */
+export async function scrapeTotals(urls: readonly string[], names: readonly string[]): Promise<number[]> {
+  const perInstance = await Promise.all(urls.map((url) => scrapeSamples(url, names)));
+  return names.map((_, i) => perInstance.reduce((sum, samples) => sum + samples[i]!, 0));
 }
 
 /**

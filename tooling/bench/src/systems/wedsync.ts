@@ -22,7 +22,7 @@ import {
 } from "../processes.ts";
 import { checkRedis, REDIS_URL } from "./redis.ts";
 import { type RunningSystem, type ServerAdapter, type StartOptions, SystemUnavailable } from "./types.ts";
-import { connectWedSync, createChannels, replayChannel, scrapeGauge } from "./wedsync-client.ts";
+import { connectWedSync, createChannels, replayChannel, scrapeTotals } from "./wedsync-client.ts";
 import { forgetTemplate, pgliteStorage, postgresStorage } from "./wedsync-storage.ts";
 
 const serverDirOf = (root: string) => join(root, "apps/server");
@@ -138,6 +138,10 @@ async function waitReady(instances: Instance[], requireBus: boolean) {
   }
 }
 
+const SUBSCRIPTIONS = "channels_subscriptions";
+/** The store's wait per broadcast: how many were observed and their seconds in all. */
+const STORE_WAIT = ["channels_broadcast_store_seconds_count", "channels_broadcast_store_seconds_sum"];
+
 /** A broadcast on the last instance must reach a subscriber on the first: Redis fan-out works. */
 async function checkCrossInstance(system: RunningSystem, secret: string) {
   const channel = "supplier:dashboard:bench-probe";
@@ -152,7 +156,7 @@ async function checkCrossInstance(system: RunningSystem, secret: string) {
     });
     await withTimeout(subscriber.subscribe(channel), 10_000, "probe subscription");
     const deadline = Date.now() + 10_000;
-    while ((await scrapeGauge(system.urls[0]!, "channels_subscriptions")) < 1 && Date.now() < deadline)
+    while ((await scrapeTotals([system.urls[0]!], [SUBSCRIPTIONS]))[0]! < 1 && Date.now() < deadline)
       await sleep(50);
     await publisher.publish(channel, "probe");
     for (let i = 0; i < 50 && !received; i++) await sleep(100);
@@ -194,19 +198,19 @@ async function startOnce(options: StartOptions): Promise<RunningSystem> {
     },
     options.root,
   );
+  const urls = instances.map(({ url }) => url);
   const system: RunningSystem = {
-    urls: instances.map(({ url }) => url),
+    urls,
     pids: instances.map(({ child }) => child.pid!),
     inspectorPorts: instances.map(({ inspectorPort }) => inspectorPort),
     clientConfig: { kind: "wedsync", secret },
     notes: options.root === undefined ? [] : [`server from ${options.root} at ${commitOf(options.root)}`],
     prepareChannels: (names) => createChannels(instances[0]!.url, secret, names),
     replayChannel: (name, untilSeq) => replayChannel(instances[0]!.url, secret, name, untilSeq),
-    liveSubscriptions: async () => {
-      const counts = await Promise.all(
-        instances.map(({ url }) => scrapeGauge(url, "channels_subscriptions")),
-      );
-      return counts.reduce((a, b) => a + b, 0);
+    liveSubscriptions: async () => (await scrapeTotals(urls, [SUBSCRIPTIONS]))[0]!,
+    storeWait: async () => {
+      const [broadcasts, seconds] = await scrapeTotals(urls, STORE_WAIT);
+      return { broadcasts: broadcasts!, seconds: seconds! };
     },
     async stop() {
       await stopAllOf(instances);
