@@ -93,7 +93,7 @@ export async function replayChannel(
 }
 
 /** Unlabelled samples from an instance's /metrics, in the order of `names` (0 when absent). */
-export async function scrapeSamples(baseUrl: string, names: readonly string[]): Promise<number[]> {
+async function scrapeSamples(baseUrl: string, names: readonly string[]): Promise<number[]> {
   const text = await (await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
   return names.map((name) => {
     const match = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
