@@ -138,7 +138,11 @@ describe("ops endpoints", () => {
         event: "message.posted",
         payload: { title: "no text" },
       } as unknown as Broadcast),
-      outsider.trpc.channel.broadcast.mutate({ channelName, event: "message.posted", payload: { text: "hi" } }),
+      outsider.trpc.channel.broadcast.mutate({
+        channelName,
+        event: "message.posted",
+        payload: { text: "hi" },
+      }),
       owner.trpc.channel.broadcast.mutate({
         channelName: `collaboration:${s}:${uid("c")}`,
         event: "message.posted",
