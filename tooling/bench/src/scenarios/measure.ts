@@ -94,7 +94,9 @@ export async function loadMeter(rig: Rig) {
       const clientCpu = ticksToPercent(end.clients - start.clients, end.at - start.at);
       const stored = storeStart && storeEnd ? storeEnd.broadcasts - storeStart.broadcasts : 0;
       const storeMs =
-        stored > 0 ? (((storeEnd?.seconds ?? 0) - (storeStart?.seconds ?? 0)) / stored) * 1000 : null;
+        storeStart && storeEnd && stored > 0
+          ? ((storeEnd.seconds - storeStart.seconds) / stored) * 1000
+          : null;
       const notes =
         clientCpu >= CLIENT_SATURATED
           ? [`the load generators used ${Math.round(clientCpu)}% of their core: client-bound`]
