@@ -69,7 +69,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     health: { database: database.ping, bus: () => bus.ping() },
     port: config.PORT,
   });
-  const stopCleanup = scheduleCleanup(services, logger);
+  const stopCleanup = scheduleCleanup(services, database.vacuum, logger);
   const stopHeadCheck = scheduleHeadCheck(services, logger);
   const stopWebhooks = scheduleWebhookDeliveries(services, logger);
   return {

@@ -63,6 +63,8 @@ describe("ops endpoints", () => {
       "channels_deliveries_total",
       "channels_delivery_latency_seconds",
       "channels_broadcast_store_seconds",
+      "channels_store_vacuum_seconds",
+      "channels_store_vacuums_total",
       "channels_slow_consumers_dropped_total",
       "channels_auth_failures_total",
       "channels_rate_limited_total",
@@ -191,5 +193,35 @@ describe("start-up configuration", () => {
     expect(code).toBe(1);
     expect(stderr).toContain(name);
     expect(stderr).toContain("invalid configuration");
+  });
+});
+
+describe("the embedded database's vacuum", () => {
+  it("runs with cleanup and is counted per table, once the channel heads' updates leave enough dead rows", async () => {
+    const embedded = await startTestServer({
+      env: { CHANNELS_CLEANUP_INTERVAL: "1s", CHANNELS_RATE_BROADCASTS_PER_MIN: "1000" },
+    });
+    try {
+      const vacuums = async () => {
+        const text = await (await fetch(`${embedded.url}/metrics`)).text();
+        const match = /^channels_store_vacuums_total\{table="websocket_channels"\} (\d+)$/m.exec(text);
+        return {
+          channels: Number(match?.[1] ?? 0),
+          runs: /^channels_store_vacuum_seconds_count (\d+)$/m.exec(text)?.[1],
+        };
+      };
+      const { owner, channelName } = await supplierDashboard(embedded);
+      // Each broadcast on its own moves the channel's head: one dead version of its row each, past the
+      // 50 + 20% of its rows that autovacuum's rule asks for.
+      for (let i = 0; i < 120; i++) await post(owner, channelName, `update ${i}`);
+      const deadline = Date.now() + 10_000;
+      while ((await vacuums()).channels === 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      const after = await vacuums();
+      expect(after.channels).toBeGreaterThanOrEqual(1);
+      expect(Number(after.runs)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await embedded.stop();
+    }
   });
 });

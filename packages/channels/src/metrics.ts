@@ -30,6 +30,18 @@ export function createMetrics(sources: {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       ...of,
     }),
+    vacuumTime: new Histogram({
+      name: "channels_store_vacuum_seconds",
+      help: "The embedded database's own vacuum after cleanup (it has no autovacuum), which holds the event loop",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      ...of,
+    }),
+    vacuums: new Counter({
+      name: "channels_store_vacuums_total",
+      help: "Tables the embedded database's own vacuum processed",
+      labelNames: ["table"],
+      ...of,
+    }),
     deliveries: new Counter({
       name: "channels_deliveries_total",
       help: "Messages handed to subscribers",

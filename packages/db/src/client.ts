@@ -7,6 +7,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { vacuumDueTables } from "./embedded-vacuum.ts";
 import { preparingPgliteStatements } from "./pglite-prepared-statements.ts";
 import { preparingEveryStatement } from "./prepared-statements.ts";
 import * as schema from "./schema.ts";
@@ -20,6 +21,11 @@ export interface DatabaseHandle {
   /** Where the data lives, for the start-up banner (never includes a password). */
   location: string;
   ping(): Promise<void>;
+  /**
+   * Vacuums the tables autovacuum would vacuum now, where no autovacuum runs (PGlite: see
+   * embedded-vacuum.ts); returns their names. On Postgres its own autovacuum does this: nothing to do.
+   */
+  vacuum(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -49,6 +55,7 @@ async function openPglite(options: { dataDir: string } | { memory: true }): Prom
     ping: async () => {
       await client.query("select 1");
     },
+    vacuum: () => vacuumDueTables(client),
     close: () => client.close(),
   };
 }
@@ -65,6 +72,7 @@ async function openPostgres(url: string, maxConnections: number): Promise<Databa
     ping: async () => {
       await client`select 1`;
     },
+    vacuum: async () => [],
     close: () => client.end({ timeout: 5 }),
   };
 }
