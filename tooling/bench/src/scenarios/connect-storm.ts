@@ -43,7 +43,10 @@ export const connectStorm: Scenario = {
   metrics: (options) =>
     storms(options).flatMap(({ key: k, n, label, repeats }): MetricSpec[] => {
       if (k === undefined) return [];
-      const name = [`${n}`, label, repeats > 1 ? `median of ${repeats}` : ""].filter(Boolean).join(" ");
+      const storm = label ? `${n} ${label}` : `${n}`;
+      const name = repeats > 1 ? `${storm} median of ${repeats}` : storm;
+      // Failures are summed over the repeats, not their median.
+      const failed = repeats > 1 ? `${storm} failed (all ${repeats})` : `${storm} failed`;
       const measured = k !== "cold";
       return [
         { key: `${k}.p50`, label: `${name} p50`, unit: "ms", better: "lower", table: measured },
@@ -58,7 +61,7 @@ export const connectStorm: Scenario = {
         { key: `${k}.max`, label: `${name} max`, unit: "ms", better: "lower" },
         { key: `${k}.wall`, label: `${name} all done`, unit: "ms", better: "lower" },
         { key: `${k}.live`, label: `${name} all live`, unit: "ms", better: "lower" },
-        { key: `${k}.failures`, label: `${name} failed`, unit: "count", better: "lower", table: measured },
+        { key: `${k}.failures`, label: failed, unit: "count", better: "lower", table: measured },
         { key: `${k}.server-cpu`, label: `${name} server CPU per connect`, unit: "ms", better: "lower" },
         {
           key: `${k}.close-cpu`,
