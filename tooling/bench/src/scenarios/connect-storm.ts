@@ -43,10 +43,10 @@ export const connectStorm: Scenario = {
   metrics: (options) =>
     storms(options).flatMap(({ key: k, n, label, repeats }): MetricSpec[] => {
       if (k === undefined) return [];
-      const storm = label ? `${n} ${label}` : `${n}`;
-      const name = repeats > 1 ? `${storm} median of ${repeats}` : storm;
+      const stormName = label ? `${n} ${label}` : `${n}`;
+      const name = repeats > 1 ? `${stormName} median of ${repeats}` : stormName;
       // Failures are summed over the repeats, not their median.
-      const failed = repeats > 1 ? `${storm} failed (all ${repeats})` : `${storm} failed`;
+      const failed = repeats > 1 ? `${stormName} failed (all ${repeats})` : `${stormName} failed`;
       const measured = k !== "cold";
       return [
         { key: `${k}.p50`, label: `${name} p50`, unit: "ms", better: "lower", table: measured },
