@@ -307,10 +307,12 @@ export class SubscriptionConnection {
         if (this.socket === socket) this.receive(text);
         else this.receiveRetiring(socket, text);
       },
+      // The cause is built only for someone to read: after the client closed the socket itself (the
+      // common close), nothing is owed and an Error's stack capture would be wasted.
       close: (code, reason) => {
-        const cause = new Error(`WebSocket closed (${code}${reason ? `: ${reason}` : ""})`);
-        if (this.socket === socket) this.lost(cause);
-        else failInFlight(this.release(socket), "the WebSocket closed", cause);
+        if (this.socket === socket) return this.lost(closeCause(code, reason));
+        const owed = this.release(socket);
+        if (owed.length > 0) failInFlight(owed, "the WebSocket closed", closeCause(code, reason));
       },
     });
   }
@@ -379,13 +381,13 @@ export class SubscriptionConnection {
   }
 
   /** Stops keeping a retiring socket: closes it and returns the calls it still owed. */
-  private release(socket: Socket): Iterable<SocketCall> {
+  private release(socket: Socket): SocketCall[] {
     const entry = this.retiring?.get(socket);
     if (entry === undefined) return [];
     this.retiring!.delete(socket);
     clearTimeout(entry.deadline);
     if (socket.readyState < CLOSING) socket.close();
-    return entry.calls.values();
+    return [...entry.calls.values()];
   }
 
   /** The socket went (or must go): reconnect after a backoff if anything is still subscribed. */
@@ -463,6 +465,9 @@ function parseFrame(text: string): ResponseFrame | unknown[] | undefined {
     return undefined;
   }
 }
+
+const closeCause = (code: number, reason: string) =>
+  new Error(`WebSocket closed (${code}${reason ? `: ${reason}` : ""})`);
 
 /** Fails calls that were sent: they may have taken effect. */
 function failInFlight(calls: Iterable<SocketCall>, reason: string, cause?: Error) {

@@ -452,6 +452,9 @@ describe("subscriptions (tRPC v11 WebSocket protocol)", () => {
       await server.subscriptionsOn(1);
       old.socket.close(1012, "server restarting");
       await expect(answered).rejects.toThrow(/before the server answered; the call may have taken effect/);
+      await expect(answered).rejects.toMatchObject({
+        cause: { message: "WebSocket closed (1012: server restarting)" },
+      });
     });
 
     it("a call aborted before its socket opened is never sent; the subscription that opened it is", async () => {
