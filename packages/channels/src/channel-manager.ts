@@ -216,7 +216,7 @@ export class ChannelManager {
     if (retried) {
       // The first attempt may have stored it and died (or lost Redis) before fanning it out: send
       // the frame again; subscribers that already have it drop it by seq.
-      await this.deps.fanout.publish(channel.id, retried).catch(() => {});
+      await this.deps.fanout.publish(channel.id, retried);
       this.audit(identity, "broadcast", parsed.name, "ok", "idempotent retry", { seq: retried.seq });
       return { id: retried.id, seq: retried.seq, duplicate: true };
     }
@@ -241,11 +241,12 @@ export class ChannelManager {
       });
     this.deps.metrics.storeWait.observe((performance.now() - storing) / 1000);
     if (!duplicate) this.deps.metrics.broadcasts.inc();
-    // Stored is acknowledged: a lost live frame is recovered by subscribers from the store, so the
-    // acknowledgement does not wait for Redis to confirm the publish (its outcome changes nothing for
-    // the caller; the frame is on its way, in seq order on the one publisher connection). A duplicate
-    // is sent again too, in case the attempt that stored it never fanned it out.
-    void this.deps.fanout.publish(target.id, message).catch(() => {});
+    // Stored is acknowledged. The answer waits neither for this instance's fan-out, unless the
+    // channel is FANOUT_BACKLOG deliveries behind (fanout-passes.ts: a publisher must not outrun
+    // it), nor for Redis to confirm the publish (its outcome changes nothing for the caller; a lost
+    // live frame is recovered by subscribers from the store). A duplicate is sent again too, in case
+    // the attempt that stored it never fanned it out.
+    await this.deps.fanout.publish(target.id, message);
     this.audit(identity, "broadcast", parsed.name, "ok", duplicate ? "idempotent retry" : null, {
       seq: message.seq,
     });

@@ -2,14 +2,17 @@ import { randomUUID } from "node:crypto";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Bus } from "@wedsync/bus";
 import type { ChannelStore } from "@wedsync/db";
+import { FanoutPasses } from "./fanout-passes.ts";
 import type { FanoutListener } from "./inbox.ts";
-import { LiveWrites } from "./live-writes.ts";
+import type { LiveWrites } from "./live-writes.ts";
 import type { ChannelMessage } from "./message.ts";
 import { decodeMessage, encodeMessage } from "./wire-format.ts";
 
 type RevocationWatcher = Pick<FanoutListener, "userId" | "revoke">;
 
 const TOPIC_PREFIX = "ch:";
+
+const ignoreRelayFailure = () => {};
 const topicOf = (channelId: string) => `${TOPIC_PREFIX}${channelId}`;
 /** Every instance listens to these for the whole of its life. */
 const REVOCATIONS = "ctl:revocations";
@@ -47,13 +50,15 @@ export class LocalFanout {
   private readonly gone = new Set<string>();
   /** Streams other than channel.events (presence) that must hear of revocations, per channel. */
   private readonly revocationWatchers = new Map<string, Set<RevocationWatcher>>();
+  private readonly passes: FanoutPasses;
 
   constructor(
     private readonly bus: Bus,
     private readonly onError: (error: unknown) => void = () => {},
     /** Called after each local fan-out with what it wrote live (see LiveWrites). */
-    private readonly onLiveWrites: (writes: LiveWrites, message: ChannelMessage) => void = () => {},
+    onLiveWrites: (writes: LiveWrites, message: ChannelMessage) => void = () => {},
   ) {
+    this.passes = new FanoutPasses((topic) => this.listeners.get(topic), onLiveWrites, onError);
     bus.onFrame((topic, frame) => this.dispatch(topic, frame));
     bus.onResync(() => {
       for (const topic of this.unconfirmed) if (this.listeners.has(topic)) this.subscribeTopic(topic);
@@ -84,11 +89,18 @@ export class LocalFanout {
     return this.bus.publish(GONE, frame);
   }
 
+  /**
+   * Hands the message to this instance's listeners and, through the bus, to the other instances'.
+   * Resolves once every local listener has it (see FanoutPasses); the bus's outcome is not waited
+   * for and its failure is not reported: a frame the bus lost reaches the other instances' streams
+   * from the store (their head checks find the gap).
+   */
   publish(channelId: string, message: ChannelMessage): Promise<void> {
     const topic = topicOf(channelId);
     const json = encodeMessage(message);
-    this.deliverLocally(topic, message);
-    return this.bus.publish(topic, `${this.origin}|${json}`);
+    const delivered = this.deliverLocally(topic, message);
+    this.bus.publish(topic, `${this.origin}|${json}`).catch(ignoreRelayFailure);
+    return delivered ?? Promise.resolve();
   }
 
   /** Resolves once live messages for the channel reach the listener; `unlisten` stops them. */
@@ -192,9 +204,7 @@ export class LocalFanout {
 
   private deliverLocally(topic: string, message: ChannelMessage) {
     if (message.seq > (this.seen.get(topic) ?? 0)) this.seen.set(topic, message.seq);
-    const writes = new LiveWrites();
-    for (const listener of this.listeners.get(topic) ?? []) listener.deliver(message, writes);
-    this.onLiveWrites(writes, message);
+    return this.passes.deliver(topic, message);
   }
 
   /**
