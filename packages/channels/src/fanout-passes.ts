@@ -28,8 +28,8 @@ const NO_LISTENERS: ReadonlySet<FanoutListener> = new Set();
  *
  * A channel of up to FANOUT_PASS_LISTENERS listeners is handed each message at once, as it arrives.
  * A bigger one is handed its messages in passes, the first after the turn that stored them: the
- * publishers' answers go out before the fan-out's thousands of writes, and every message stored
- * before a pass starts goes out in it, several frames to a socket in one write (turn-cork.ts). At
+ * publishers' answers go out before the fan-out's hundreds or thousands of writes, and every message
+ * stored before a pass starts goes out in it, several frames to a socket in one write (turn-cork.ts). At
  * 1,000 subscribers that took the bench's throughput from 98.6k to 132k deliveries/s (session 29).
  * Between two passes the event loop gets a turn, in which the next messages are stored.
  *
