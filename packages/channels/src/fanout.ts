@@ -11,12 +11,12 @@ import { decodeMessage, encodeMessage } from "./wire-format.ts";
 type RevocationWatcher = Pick<FanoutListener, "userId" | "revoke">;
 
 const TOPIC_PREFIX = "ch:";
-
-const ignoreRelayFailure = () => {};
 const topicOf = (channelId: string) => `${TOPIC_PREFIX}${channelId}`;
 /** Every instance listens to these for the whole of its life. */
 const REVOCATIONS = "ctl:revocations";
 const GONE = "ctl:gone";
+
+const ignoreRelayFailure = () => {};
 
 /**
  * How long a store read of a channel's head vouches for the channel: a stream that starts from the
@@ -91,9 +91,10 @@ export class LocalFanout {
 
   /**
    * Hands the message to this instance's listeners and, through the bus, to the other instances'.
-   * Resolves once every local listener has it (see FanoutPasses); the bus's outcome is not waited
-   * for and its failure is not reported: a frame the bus lost reaches the other instances' streams
-   * from the store (their head checks find the gap).
+   * Resolves at once, or, while the channel's fan-out is FANOUT_BACKLOG deliveries behind, once every
+   * local listener has it (see FanoutPasses). The bus's outcome is not waited for and its failure is
+   * not reported: a frame the bus lost reaches the other instances' streams from the store (their
+   * head checks find the gap).
    */
   publish(channelId: string, message: ChannelMessage): Promise<void> {
     const topic = topicOf(channelId);
