@@ -135,12 +135,13 @@ export class ChannelManager {
       });
     }
     const cursor = result.subscription.cursorSeq;
-    const { range } = result;
     const missed = result.missed.map((row) => toChannelMessage(row, channel.name));
-    // Messages after the cursor that retention already removed are reported, never skipped silently.
-    const lost = cursor < range.lastSeq && (range.oldestSeq === null || range.oldestSeq > cursor + 1);
+    // Messages after the cursor that retention already removed are reported, never skipped silently:
+    // the first one retained after the cursor is not the next one (or none is, below the head).
+    const oldestSeq = missed[0]?.seq ?? null;
+    const lost = cursor < result.lastSeq && oldestSeq !== cursor + 1;
     const reset: ChannelReset | null = lost
-      ? { type: "reset", channel: channel.name, reason: "retention", oldestSeq: range.oldestSeq }
+      ? { type: "reset", channel: channel.name, reason: "retention", oldestSeq }
       : null;
     this.audit(identity, "subscribe", parsed.name);
     return {

@@ -291,8 +291,8 @@ class DrizzleChannelStore implements ChannelStore {
       if (!subscription) throw new Error("subscription upsert returned nothing");
       const { channelId, missedLimit, now } = request;
       const missed = await readMessagesIn(tx, channelId, cursorSeq, missedLimit, now);
-      const range = { oldestSeq: await oldestRetainedIn(tx, channelId, now), lastSeq: headSeq };
-      return { ok: true, subscription, activeCount: activeCount + (alreadyActive ? 0 : 1), missed, range };
+      const activeAfter = activeCount + (alreadyActive ? 0 : 1);
+      return { ok: true, subscription, activeCount: activeAfter, missed, lastSeq: headSeq };
     });
   }
 
