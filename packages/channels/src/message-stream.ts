@@ -85,9 +85,11 @@ export class ChannelGoneError extends Error {
 /**
  * Where the stream starts, read after it listens. A stream from the head (no cursor: every fresh
  * subscription) needs only the head, which the fan-out may already know (LocalFanout.liveHead) and
- * the store can answer for many channels at once; a resume also needs what retention still keeps.
- * A head read also proves the channel still exists: the row the stream was opened with may come
- * from a cache.
+ * the store can answer for many channels at once. So does a resume, unless its cursor is above the
+ * head or from another epoch: only the `unknown` reset those get names the channel's oldest retained
+ * seq, and reading it costs a row level security check per message the channel keeps wherever the
+ * planner has no statistics (see SubscribeResult). A head read also proves the channel still exists:
+ * the row the stream was opened with may come from a cache.
  */
 async function readRange(options: StreamOptions): Promise<RetainedRange> {
   const { channel, fanout, afterSeq } = options;
@@ -96,13 +98,12 @@ async function readRange(options: StreamOptions): Promise<RetainedRange> {
     const lastSeq = fanout.liveHead(channel.id, at);
     if (lastSeq !== undefined) return { oldestSeq: null, lastSeq };
   }
-  const [[head], range] = await Promise.all([
-    options.heads([channel.id]),
-    afterSeq === null ? undefined : options.subscriber.store().retainedRange(channel.id, new Date()),
-  ]);
+  const [head] = await options.heads([channel.id]);
   if (!head) throw new ChannelGoneError(channel.id);
   fanout.storedHead(channel.id, head.lastSeq, at);
-  return range ?? { oldestSeq: null, lastSeq: head.lastSeq };
+  const unknownCursor = afterSeq !== null && (afterSeq > head.lastSeq || options.otherEpoch === true);
+  if (!unknownCursor) return { oldestSeq: null, lastSeq: head.lastSeq };
+  return options.subscriber.store().retainedRange(channel.id, new Date());
 }
 
 function abandon(stream: ChannelStream) {
