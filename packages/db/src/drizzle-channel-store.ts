@@ -256,23 +256,11 @@ class DrizzleChannelStore implements ChannelStore {
     return this.run(async (tx) => {
       // Serializes one user's subscribes across instances so the tier limit cannot be raced past.
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${request.userId}))`);
-      const [existing] = await tx
-        .select()
-        .from(subscriptions)
-        .where(and(eq(subscriptions.channelId, request.channelId), eq(subscriptions.userId, request.userId)));
-      const [active] = await tx
-        .select({ n: count() })
-        .from(subscriptions)
-        .where(and(eq(subscriptions.userId, request.userId), eq(subscriptions.active, true)));
-      const activeCount = active?.n ?? 0;
+      const state = await subscribeStateIn(tx, request.channelId, request.userId);
+      const { activeCount, headSeq, existing } = state;
       const alreadyActive = existing?.active === true;
       if (!alreadyActive && activeCount >= request.maxActive) return { ok: false, activeCount };
 
-      const [head] = await tx
-        .select({ lastSeq: channels.lastSeq })
-        .from(channels)
-        .where(eq(channels.id, request.channelId));
-      const headSeq = head?.lastSeq ?? 0;
       // A resume point beyond the head (a made-up id) must not hide messages not yet sent.
       const cursorSeq =
         request.fromSeq === null
@@ -830,6 +818,40 @@ async function insertLocked(
     await tx.execute(sql`select wedsync_queue_webhook_deliveries(${row.channelId}, ${row.seq})`);
   }
   return { row, webhookCount: locked.webhookCount };
+}
+
+/**
+ * What a subscribe decides from, in one statement (each statement more was one more wait behind a
+ * fan-out turn on a busy instance): the user's active subscriptions, the channel's head (0 when the
+ * channel is gone or not visible: the upsert after it is then refused by the database) and the user's
+ * subscription to it, if any.
+ */
+async function subscribeStateIn(db: Transaction, channelId: string, userId: string) {
+  const active = db
+    .select({ n: count().as("n") })
+    .from(subscriptions)
+    .where(and(eq(subscriptions.userId, userId), eq(subscriptions.active, true)))
+    .as("active");
+  const [state] = await db
+    .select({
+      activeCount: active.n,
+      headSeq: channels.lastSeq,
+      existingActive: subscriptions.active,
+      existingCursor: subscriptions.cursorSeq,
+    })
+    .from(active)
+    .leftJoin(channels, eq(channels.id, channelId))
+    .leftJoin(subscriptions, and(eq(subscriptions.channelId, channelId), eq(subscriptions.userId, userId)));
+  if (!state) throw new Error("the subscribe state read returned no row");
+  const { activeCount, headSeq, existingActive, existingCursor } = state;
+  return {
+    activeCount,
+    headSeq: headSeq ?? 0,
+    existing:
+      existingActive === null || existingCursor === null
+        ? undefined
+        : { active: existingActive, cursorSeq: existingCursor },
+  };
 }
 
 function readMessagesIn(db: Transaction, channelId: string, afterSeq: number, limit: number, now: Date) {
