@@ -1,15 +1,17 @@
 import type { ChannelServices } from "@wedsync/channels";
+import type { DatabaseHandle } from "@wedsync/db";
 import type { Logger } from "pino";
 
 /**
- * Deletes expired messages and idle channels on an interval, then has the database vacuum what it does
- * not vacuum by itself (`vacuum`: the embedded database has no autovacuum, so without it the space of
- * deleted messages and of the channels' updated heads is never reused); returns a stop function. Every
+ * Deletes expired messages and idle channels on an interval, then has the database vacuum and analyze
+ * what it does not by itself (`vacuum`: the embedded database has no autovacuum, so without it the space
+ * of deleted messages and of the channels' updated heads is never reused, and its planner has no
+ * statistics); returns a stop function. Every
  * instance schedules it; a database lock lets only one of them do the deleting at a time.
  */
 export function scheduleCleanup(
   services: ChannelServices,
-  vacuum: () => Promise<string[]>,
+  vacuum: DatabaseHandle["vacuum"],
   logger: Logger,
 ): () => void {
   let running = false;
@@ -22,8 +24,9 @@ export function scheduleCleanup(
       if (expiredMessages === null && inactiveChannels === null)
         logger.debug("cleanup skipped: another instance is on it");
       else logger.info({ expiredMessages, inactiveChannels }, "cleanup done");
-      const vacuumed = await timedVacuum(services, vacuum);
-      if (vacuumed.tables.length > 0) logger.info(vacuumed, "vacuumed the embedded database");
+      const maintained = await timedVacuum(services, vacuum);
+      if (maintained.vacuumed.length + maintained.analyzed.length > 0)
+        logger.info(maintained, "vacuumed and analyzed the embedded database");
     } catch (error) {
       logger.warn({ err: error }, "cleanup failed; will retry next interval");
     } finally {
@@ -35,13 +38,14 @@ export function scheduleCleanup(
   return () => clearInterval(timer);
 }
 
-async function timedVacuum(services: ChannelServices, vacuum: () => Promise<string[]>) {
+async function timedVacuum(services: ChannelServices, vacuum: DatabaseHandle["vacuum"]) {
   const started = performance.now();
-  const tables = await vacuum();
+  const { vacuumed, analyzed } = await vacuum();
   const ms = performance.now() - started;
-  if (tables.length > 0) {
+  if (vacuumed.length + analyzed.length > 0) {
     services.metrics.vacuumTime.observe(ms / 1000);
-    for (const table of tables) services.metrics.vacuums.inc({ table });
+    for (const table of vacuumed) services.metrics.vacuums.inc({ table });
+    for (const table of analyzed) services.metrics.analyzes.inc({ table });
   }
-  return { tables, ms: Math.round(ms) };
+  return { vacuumed, analyzed, ms: Math.round(ms) };
 }

@@ -65,6 +65,7 @@ describe("ops endpoints", () => {
       "channels_broadcast_store_seconds",
       "channels_store_vacuum_seconds",
       "channels_store_vacuums_total",
+      "channels_store_analyzes_total",
       "channels_slow_consumers_dropped_total",
       "channels_auth_failures_total",
       "channels_rate_limited_total",
@@ -196,8 +197,8 @@ describe("start-up configuration", () => {
   });
 });
 
-describe("the embedded database's vacuum", () => {
-  it("runs with cleanup and is counted per table, once the channel heads' updates leave enough dead rows", async () => {
+describe("the embedded database's vacuum and analyze", () => {
+  it("run with cleanup and are counted per table, once the channel heads' updates leave enough dead rows", async () => {
     const embedded = await startTestServer({
       env: { CHANNELS_CLEANUP_INTERVAL: "1s", CHANNELS_RATE_BROADCASTS_PER_MIN: "1000" },
     });
@@ -214,6 +215,10 @@ describe("the embedded database's vacuum", () => {
       expect(sample(text, 'channels_store_vacuums_total{table="websocket_channels"}')).toBeGreaterThanOrEqual(
         1,
       );
+      // 120 new messages are past the 50 + 10% of rows changed that autovacuum's analyze rule asks for.
+      expect(
+        sample(text, 'channels_store_analyzes_total{table="channel_message_queue"}'),
+      ).toBeGreaterThanOrEqual(1);
     } finally {
       await embedded.stop();
     }

@@ -32,13 +32,19 @@ export function createMetrics(sources: {
     }),
     vacuumTime: new Histogram({
       name: "channels_store_vacuum_seconds",
-      help: "The embedded database's own vacuum after cleanup (it has no autovacuum), which holds the event loop",
+      help: "The embedded database's own vacuum and analyze after cleanup (it has no autovacuum), which hold the event loop",
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       ...of,
     }),
     vacuums: new Counter({
       name: "channels_store_vacuums_total",
       help: "Tables the embedded database's own vacuum processed",
+      labelNames: ["table"],
+      ...of,
+    }),
+    analyzes: new Counter({
+      name: "channels_store_analyzes_total",
+      help: "Tables the embedded database's own analyze gave new planner statistics",
       labelNames: ["table"],
       ...of,
     }),

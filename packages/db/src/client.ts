@@ -7,7 +7,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
-import { vacuumDueTables } from "./embedded-vacuum.ts";
+import { type EmbeddedMaintenance, vacuumDueTables } from "./embedded-vacuum.ts";
 import { preparingPgliteStatements } from "./pglite-prepared-statements.ts";
 import { preparingEveryStatement } from "./prepared-statements.ts";
 import * as schema from "./schema.ts";
@@ -22,10 +22,10 @@ export interface DatabaseHandle {
   location: string;
   ping(): Promise<void>;
   /**
-   * Vacuums the tables autovacuum would vacuum now, where no autovacuum runs (PGlite: see
+   * Vacuums and analyzes the tables autovacuum would now, where no autovacuum runs (PGlite: see
    * embedded-vacuum.ts); returns their names. On Postgres its own autovacuum does this: nothing to do.
    */
-  vacuum(): Promise<string[]>;
+  vacuum(): Promise<EmbeddedMaintenance>;
   close(): Promise<void>;
 }
 
@@ -72,7 +72,7 @@ async function openPostgres(url: string, maxConnections: number): Promise<Databa
     ping: async () => {
       await client`select 1`;
     },
-    vacuum: async () => [],
+    vacuum: async () => ({ vacuumed: [], analyzed: [] }),
     close: () => client.end({ timeout: 5 }),
   };
 }

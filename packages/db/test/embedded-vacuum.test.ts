@@ -3,18 +3,20 @@ import { sql } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../src/client.ts";
 import { DrizzleChannelStores } from "../src/drizzle-channel-store.ts";
-import { type AppendMessage, type ChannelStore, SERVICE_ACTOR } from "../src/index.ts";
+import { type AppendMessage, type ChannelStore, SERVICE_ACTOR, type StoreActor } from "../src/index.ts";
 import type { ChannelRow } from "../src/schema.ts";
+import { actorStatement } from "../src/store-actor.ts";
 import { appendInput, coupleDashboard } from "./fixtures.ts";
 
 /**
  * The embedded database has no autovacuum (PGlite is single-user Postgres): `vacuum` is what gives
- * retention's deletions and the channel heads' updates their space back.
+ * retention's deletions and the channel heads' updates their space back, and its planner statistics.
  */
-describe("vacuum on the embedded database", () => {
+describe("vacuum and analyze on the embedded database", () => {
   let handle: DatabaseHandle;
   let service: ChannelStore;
   let couple: ChannelStore;
+  let coupleActor: StoreActor;
   let channel: ChannelRow;
 
   beforeEach(async () => {
@@ -23,14 +25,8 @@ describe("vacuum on the embedded database", () => {
     service = stores.as(SERVICE_ACTOR);
     const coupleId = `c-${randomUUID().slice(0, 8)}`;
     channel = await coupleDashboard(service, { coupleId });
-    couple = stores.as({
-      kind: "user",
-      sub: "c",
-      role: "couple",
-      suppliers: [],
-      couples: [coupleId],
-      venues: [],
-    });
+    coupleActor = { kind: "user", sub: "c", role: "couple", suppliers: [], couples: [coupleId], venues: [] };
+    couple = stores.as(coupleActor);
   });
   afterEach(async () => {
     await handle.close();
@@ -58,7 +54,7 @@ describe("vacuum on the embedded database", () => {
       await appendExpired(2_000);
       sizes.push(await bytes("channel_message_queue"));
       expect(await service.deleteExpiredMessages(new Date())).toBe(2_000);
-      expect(await handle.vacuum()).toContain("channel_message_queue");
+      expect((await handle.vacuum()).vacuumed).toContain("channel_message_queue");
     }
     // Without a vacuum the third round's rows land after the first two rounds' dead ones: three times the size.
     expect(sizes[2]).toBeLessThan(sizes[0]! * 1.5);
@@ -66,14 +62,39 @@ describe("vacuum on the embedded database", () => {
 
   it("leaves tables below autovacuum's thresholds alone", async () => {
     await append();
-    expect(await handle.vacuum()).toEqual([]);
+    expect(await handle.vacuum()).toEqual({ vacuumed: [], analyzed: [] });
   });
 
   it("vacuums the channel table for its head updates alone, before retention deleted anything", async () => {
     // Every append on its own moves its channel's head: one dead version of the channel row each, well past
     // autovacuum's 50 + 20% of one row.
     for (let i = 0; i < 200; i++) await append({ payload: { n: i } });
-    expect(await handle.vacuum()).toEqual(["websocket_channels"]);
-    expect(await handle.vacuum()).toEqual([]);
+    expect((await handle.vacuum()).vacuumed).toEqual(["websocket_channels"]);
+    expect((await handle.vacuum()).vacuumed).toEqual([]);
+  });
+
+  /** How the planner reads a channel's oldest retained message for the couple (retainedRange). */
+  const oldestRetainedPlan = () =>
+    handle.db.transaction(async (tx) => {
+      await tx.execute(actorStatement(coupleActor));
+      const result = await tx.execute(
+        sql`explain select min(seq) from channel_message_queue
+            where channel_id = ${channel.id} and expires_at > ${new Date().toISOString()}::timestamptz`,
+      );
+      return (result as unknown as { rows: Array<{ "QUERY PLAN": string }> }).rows
+        .map((row) => row["QUERY PLAN"])
+        .join("\n");
+    });
+
+  it("analyzes the tables whose rows changed enough, so a channel's oldest message is read through its key", async () => {
+    for (let i = 0; i < 300; i += 50)
+      await Promise.all(Array.from({ length: 50 }, (_, j) => append({ payload: { n: i + j } })));
+    // No statistics: the planner scans every message of the channel, a policy check on each.
+    expect(await oldestRetainedPlan()).not.toContain("channel_message_queue_channel_id_seq_pk");
+
+    // autovacuum's analyze rule: 50 + 10% of the table's rows changed since its last analyze.
+    expect((await handle.vacuum()).analyzed).toContain("channel_message_queue");
+    expect(await oldestRetainedPlan()).toContain("Index Scan using channel_message_queue_channel_id_seq_pk");
+    expect((await handle.vacuum()).analyzed).toEqual([]);
   });
 });
