@@ -11,7 +11,7 @@ export interface RunOptions {
 
 /** The default run (about 15 minutes with one run): the baselines and WedSync's embedded default. */
 export const DEFAULT_SYSTEMS = ["ws", "socketio", "wedsync"];
-/** `--systems all`: every system except the stock-fan-out variant (name it to add it). */
+/** `--systems all`: every system except the variants (stock fan-out, base checkouts): name them to add them. */
 export const ALL_SYSTEMS = ["ws", "socketio", "wedsync", "wedsync-prod", "socketio-3", "wedsync-prod-3"];
 const DEFAULT_RUNS = 1;
 

@@ -55,6 +55,13 @@ export const SYSTEMS: Record<string, SystemSpec> = {
     { instances: 1, postgres: true, redis: true },
     true,
   ),
+  "wedsync-base-prod": spec(
+    "wedsync-base-prod",
+    "WedSync base checkout (PG+Redis)",
+    wedSyncServer,
+    { instances: 1, postgres: true, redis: true, root: process.env.BENCH_BASE_ROOT ?? "" },
+    true,
+  ),
   "wedsync-prod-3": spec(
     "wedsync-prod-3",
     "WedSync x3 (PG+Redis)",
