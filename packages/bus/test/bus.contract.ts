@@ -116,6 +116,30 @@ export function busContract(name: string, open: () => Promise<Bus>) {
         expect(await bus.presence.list(ch)).toEqual([entry("b", "u2")]);
       });
 
+      it("one upsert of several channels and users keeps each user's devices apart", async () => {
+        const [one, two] = [channel(), channel()];
+        await bus.presence.upsert(
+          [
+            { channelId: one, entry: entry("phone", "u1") },
+            { channelId: two, entry: entry("elsewhere", "u1") },
+            { channelId: one, entry: entry("laptop", "u1") },
+            { channelId: one, entry: entry("other", "u2") },
+          ],
+          10_000,
+        );
+        expect((await bus.presence.list(one)).map((e) => e.clientId).sort()).toEqual([
+          "laptop",
+          "other",
+          "phone",
+        ]);
+        expect(await bus.presence.list(two)).toEqual([entry("elsewhere", "u1")]);
+        // u1 is still on the laptop; then gone from `one`, still in `two`.
+        expect(await bus.presence.leave(one, "phone")).toBe(false);
+        expect(await bus.presence.leave(one, "laptop")).toBe(true);
+        expect(await bus.presence.userOnline(two, "u1")).toBe(true);
+        expect(await bus.presence.leave(one, "other")).toBe(true);
+      });
+
       it("expires entries that are not refreshed, and a sweep reports each expiry once", async () => {
         const ch = channel();
         await upsert(ch, "gone", "u1", 50);
