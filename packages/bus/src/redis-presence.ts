@@ -182,9 +182,10 @@ export class RedisPresence implements PresenceStore {
 function groupBy<T, V>(items: Iterable<T>, key: (item: T) => string, value: (item: T) => V) {
   const groups = new Map<string, V[]>();
   for (const item of items) {
-    const group = groups.get(key(item));
+    const name = key(item);
+    const group = groups.get(name);
     if (group) group.push(value(item));
-    else groups.set(key(item), [value(item)]);
+    else groups.set(name, [value(item)]);
   }
   return groups;
 }

@@ -256,18 +256,17 @@ class DrizzleChannelStore implements ChannelStore {
     return this.run(async (tx) => {
       // Serializes one user's subscribes across instances so the tier limit cannot be raced past.
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${request.userId}))`);
-      const state = await subscribeStateIn(tx, request.channelId, request.userId);
-      const { activeCount, headSeq, existing } = state;
-      const alreadyActive = existing?.active === true;
+      const { activeCount, headSeq, activeCursor } = await subscribeStateIn(
+        tx,
+        request.channelId,
+        request.userId,
+      );
+      const alreadyActive = activeCursor !== undefined;
       if (!alreadyActive && activeCount >= request.maxActive) return { ok: false, activeCount };
 
       // A resume point beyond the head (a made-up id) must not hide messages not yet sent.
       const cursorSeq =
-        request.fromSeq === null
-          ? alreadyActive && existing
-            ? existing.cursorSeq
-            : headSeq
-          : Math.min(request.fromSeq, headSeq);
+        request.fromSeq === null ? (activeCursor ?? headSeq) : Math.min(request.fromSeq, headSeq);
       const [subscription] = await tx
         .insert(subscriptions)
         .values({ channelId: request.channelId, userId: request.userId, cursorSeq, active: true })
@@ -823,8 +822,8 @@ async function insertLocked(
 /**
  * What a subscribe decides from, in one statement (each statement more was one more wait behind a
  * fan-out turn on a busy instance): the user's active subscriptions, the channel's head (0 when the
- * channel is gone or not visible: the upsert after it is then refused by the database) and the user's
- * subscription to it, if any.
+ * channel is gone or not visible: the upsert after it is then refused by the database) and the cursor
+ * of the user's subscription to it, if that one is active.
  */
 async function subscribeStateIn(db: Transaction, channelId: string, userId: string) {
   const active = db
@@ -847,10 +846,7 @@ async function subscribeStateIn(db: Transaction, channelId: string, userId: stri
   return {
     activeCount,
     headSeq: headSeq ?? 0,
-    existing:
-      existingActive === null || existingCursor === null
-        ? undefined
-        : { active: existingActive, cursorSeq: existingCursor },
+    activeCursor: existingActive === true && existingCursor !== null ? existingCursor : undefined,
   };
 }
 
