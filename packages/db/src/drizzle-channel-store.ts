@@ -13,6 +13,7 @@ import {
   lte,
   min,
   notExists,
+  type SQL,
   sql,
 } from "drizzle-orm";
 import { type Transaction, transactionAs } from "./actor-transaction.ts";
@@ -140,8 +141,8 @@ class DrizzleChannelStore implements ChannelStore {
    * so the database's policies apply to every statement. `work` must not call other public methods (a
    * second transaction would wait for this one on a single-connection database).
    */
-  private run<T>(work: (db: Transaction) => Promise<T>): Promise<T> {
-    return transactionAs(this.root, this.actor, work);
+  private run<T>(work: (db: Transaction) => Promise<T>, leading?: readonly SQL[]): Promise<T> {
+    return transactionAs(this.root, this.actor, work, leading);
   }
 
   upsertChannel(input: NewChannel) {
@@ -253,9 +254,12 @@ class DrizzleChannelStore implements ChannelStore {
   }
 
   subscribe(request: SubscribeRequest): Promise<SubscribeResult> {
+    // The lock serializes one user's subscribes across instances so the tier limit cannot be raced
+    // past. It leads the transaction, so it goes out with BEGIN, the actor statement and the state read
+    // (one round trip), and the state read, a statement of its own after it, sees every subscribe that
+    // held the lock before.
+    const lock = sql`select pg_advisory_xact_lock(hashtext(${request.userId}))`;
     return this.run(async (tx) => {
-      // Serializes one user's subscribes across instances so the tier limit cannot be raced past.
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${request.userId}))`);
       const { activeCount, headSeq, activeCursor } = await subscribeStateIn(
         tx,
         request.channelId,
@@ -267,20 +271,24 @@ class DrizzleChannelStore implements ChannelStore {
       // A resume point beyond the head (a made-up id) must not hide messages not yet sent.
       const cursorSeq =
         request.fromSeq === null ? (activeCursor ?? headSeq) : Math.min(request.fromSeq, headSeq);
-      const [subscription] = await tx
-        .insert(subscriptions)
-        .values({ channelId: request.channelId, userId: request.userId, cursorSeq, active: true })
-        .onConflictDoUpdate({
-          target: [subscriptions.channelId, subscriptions.userId],
-          set: { cursorSeq, active: true, updatedAt: sql`now()` },
-        })
-        .returning();
-      if (!subscription) throw new Error("subscription upsert returned nothing");
       const { channelId, missedLimit, now } = request;
-      const missed = await readMessagesIn(tx, channelId, cursorSeq, missedLimit, now);
+      // Each needs only the cursor, so they go out together: one round trip, where each was one wait
+      // behind a fan-out turn on a busy instance. Whichever runs first, a refused upsert is what fails.
+      const [[subscription], missed] = await Promise.all([
+        tx
+          .insert(subscriptions)
+          .values({ channelId, userId: request.userId, cursorSeq, active: true })
+          .onConflictDoUpdate({
+            target: [subscriptions.channelId, subscriptions.userId],
+            set: { cursorSeq, active: true, updatedAt: sql`now()` },
+          })
+          .returning(),
+        readMessagesIn(tx, channelId, cursorSeq, missedLimit, now),
+      ]);
+      if (!subscription) throw new Error("subscription upsert returned nothing");
       const activeAfter = activeCount + (alreadyActive ? 0 : 1);
       return { ok: true, subscription, activeCount: activeAfter, missed, lastSeq: headSeq };
-    });
+    }, [lock]);
   }
 
   unsubscribe(channelId: string, userId: string) {

@@ -20,9 +20,9 @@ import { takePrologue } from "./transaction-prologue.ts";
  * two statements and COMMIT, one trip each) and 70 µs as one trip.
  */
 export function preparingPgliteStatements(pg: PGlite, { capacity = 256 } = {}): PGlite {
-  // A trip binds up to three statements (BEGIN, the actor statement, the work's first): preparing the
-  // third must not evict the other two.
-  if (capacity < 3) throw new RangeError("capacity must hold the three statements of one trip");
+  // A trip binds up to four statements (BEGIN, the actor statement, one the work put ahead of its own,
+  // the work's first): preparing the last must not evict the others.
+  if (capacity < 4) throw new RangeError("capacity must hold the four statements of one trip");
   const statements = new Statements(capacity);
   const view = Object.create(pg) as PGlite;
   // PGlite's methods reach its private state through `this`: they must run on the instance itself.
@@ -31,7 +31,7 @@ export function preparingPgliteStatements(pg: PGlite, { capacity = 256 } = {}): 
     // Drizzle starts the transaction synchronously, while the actor statement is on offer.
     const prologue = takePrologue();
     return pg._runExclusiveTransaction(() =>
-      new PipelinedTransaction(pg, statements, prologue ? [prologue] : []).run(work),
+      new PipelinedTransaction(pg, statements, prologue?.statements ?? []).run(work),
     );
   };
   return view;

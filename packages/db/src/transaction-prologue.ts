@@ -1,16 +1,16 @@
 /**
- * A statement a transaction must run before anything else (the actor statement), handed to the
- * database driver's `begin` so it can go out in the same write as BEGIN and the transaction's first
- * statement instead of costing a round trip of its own.
+ * Statements a transaction must run before anything else (the actor statement, and any the work needs
+ * ahead of its own, such as a lock), handed to the database driver's `begin` so they can go out in the
+ * same write as BEGIN and the transaction's first statement instead of costing a round trip each.
  *
  * Drizzle's `transaction()` calls the driver's `begin` synchronously and has no way to pass it
- * anything, so the statement is handed over through this slot for the duration of that synchronous
- * call. A driver that does not take it (PGlite) leaves `sent` false and the caller runs it itself.
+ * anything, so the statements are handed over through this slot for the duration of that synchronous
+ * call. A driver that does not take them (PGlite) leaves `sent` false and the caller runs them itself.
  */
 export interface Prologue {
-  text: string;
-  params: unknown[];
-  /** Set by the driver when it takes the statement: it then runs before anything else, or the transaction fails. */
+  /** In order: each runs after the one before it, and all before the work's first statement. */
+  statements: Array<{ text: string; params: unknown[] }>;
+  /** Set by the driver when it takes the statements: they then run first, or the transaction fails. */
   sent: boolean;
 }
 
@@ -26,7 +26,7 @@ export function offerPrologue<T>(prologue: Prologue, start: () => T): T {
   }
 }
 
-/** For the driver's `begin`: the statement on offer, if any, now marked as taken. */
+/** For the driver's `begin`: the statements on offer, if any, now marked as taken. */
 export function takePrologue(): Prologue | undefined {
   const prologue = offered;
   offered = undefined;
