@@ -259,36 +259,39 @@ class DrizzleChannelStore implements ChannelStore {
     // (one round trip), and the state read, a statement of its own after it, sees every subscribe that
     // held the lock before.
     const lock = sql`select pg_advisory_xact_lock(hashtext(${request.userId}))`;
-    return this.run(async (tx) => {
-      const { activeCount, headSeq, activeCursor } = await subscribeStateIn(
-        tx,
-        request.channelId,
-        request.userId,
-      );
-      const alreadyActive = activeCursor !== undefined;
-      if (!alreadyActive && activeCount >= request.maxActive) return { ok: false, activeCount };
+    return this.run(
+      async (tx) => {
+        const { activeCount, headSeq, activeCursor } = await subscribeStateIn(
+          tx,
+          request.channelId,
+          request.userId,
+        );
+        const alreadyActive = activeCursor !== undefined;
+        if (!alreadyActive && activeCount >= request.maxActive) return { ok: false, activeCount };
 
-      // A resume point beyond the head (a made-up id) must not hide messages not yet sent.
-      const cursorSeq =
-        request.fromSeq === null ? (activeCursor ?? headSeq) : Math.min(request.fromSeq, headSeq);
-      const { channelId, missedLimit, now } = request;
-      // Each needs only the cursor, so they go out together: one round trip, where each was one wait
-      // behind a fan-out turn on a busy instance. Whichever runs first, a refused upsert is what fails.
-      const [[subscription], missed] = await Promise.all([
-        tx
-          .insert(subscriptions)
-          .values({ channelId, userId: request.userId, cursorSeq, active: true })
-          .onConflictDoUpdate({
-            target: [subscriptions.channelId, subscriptions.userId],
-            set: { cursorSeq, active: true, updatedAt: sql`now()` },
-          })
-          .returning(),
-        readMessagesIn(tx, channelId, cursorSeq, missedLimit, now),
-      ]);
-      if (!subscription) throw new Error("subscription upsert returned nothing");
-      const activeAfter = activeCount + (alreadyActive ? 0 : 1);
-      return { ok: true, subscription, activeCount: activeAfter, missed, lastSeq: headSeq };
-    }, [lock]);
+        // A resume point beyond the head (a made-up id) must not hide messages not yet sent.
+        const cursorSeq =
+          request.fromSeq === null ? (activeCursor ?? headSeq) : Math.min(request.fromSeq, headSeq);
+        const { channelId, missedLimit, now } = request;
+        // Each needs only the cursor, so they go out together: one round trip, where each was one wait
+        // behind a fan-out turn on a busy instance. Whichever runs first, a refused upsert is what fails.
+        const [[subscription], missed] = await Promise.all([
+          tx
+            .insert(subscriptions)
+            .values({ channelId, userId: request.userId, cursorSeq, active: true })
+            .onConflictDoUpdate({
+              target: [subscriptions.channelId, subscriptions.userId],
+              set: { cursorSeq, active: true, updatedAt: sql`now()` },
+            })
+            .returning(),
+          readMessagesIn(tx, channelId, cursorSeq, missedLimit, now),
+        ]);
+        if (!subscription) throw new Error("subscription upsert returned nothing");
+        const activeAfter = activeCount + (alreadyActive ? 0 : 1);
+        return { ok: true, subscription, activeCount: activeAfter, missed, lastSeq: headSeq };
+      },
+      [lock],
+    );
   }
 
   unsubscribe(channelId: string, userId: string) {
