@@ -115,6 +115,21 @@ describe("channel lifecycle", () => {
       expect(await events(member, channelName).failure()).toBe("NOT_FOUND");
     });
 
+    it("by channel.subscribe is NOT_FOUND when nothing has the name now, and takes no cursor", async () => {
+      const { member, channelName } = await setUp();
+      expect(await codeOf(member.trpc.channel.subscribe.mutate({ channelName }))).toBe("NOT_FOUND");
+      expect(await member.trpc.channel.list.query()).toEqual([]);
+    });
+
+    it("by channel.subscribe takes its cursor on the channel created again elsewhere", async () => {
+      const { s, member, channelName, id } = await setUp();
+      const again = await createdAgainElsewhere(s, channelName);
+      expect(again?.id).not.toBe(id);
+      const { subscription } = await member.trpc.channel.subscribe.mutate({ channelName });
+      expect(subscription.channelId).toBe(again?.id);
+      expect(subscription.resumeFrom).toBe(`${again?.id}:0`);
+    });
+
     it("gets the live messages of the channel created again elsewhere", async () => {
       const { s, member, channelName, id } = await setUp();
       const again = await createdAgainElsewhere(s, channelName);

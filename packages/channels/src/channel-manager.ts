@@ -112,20 +112,25 @@ export class ChannelManager {
     await this.limited(identity, "subscribe", parsed.name, () =>
       this.deps.limits.subscribesPerUser(identity.sub),
     );
-    const channel = await this.resolve(identity, parsed, "read", "subscribe");
-    const fromSeq = lastMessageId === undefined ? null : this.seqOf(channel, lastMessageId);
+    // The cached row, as a broadcast uses: its lookup was a transaction of its own, two round trips
+    // on Postgres, each a wait behind a fan-out turn on a busy instance.
+    const cached = await this.resolve(identity, parsed, "read", "subscribe", true);
     const maxActive =
       identity.tier === "paid" ? this.deps.config.CHANNELS_TIER_PAID : this.deps.config.CHANNELS_TIER_FREE;
     const store = this.storeOf(identity);
+    let channel = cached;
     // One transaction sets the cursor and reads what the client missed: under a fan-out load every
     // transaction may wait behind a broadcast's fan-out, so each one more was one more such wait.
-    const result = await store.subscribe({
-      channelId: channel.id,
-      userId: identity.sub,
-      fromSeq,
-      maxActive,
-      missedLimit: MISSED_LIMIT + 1,
-      now: new Date(),
+    const result = await this.onCachedChannel(identity, store, parsed, "subscribe", cached, (row) => {
+      channel = row;
+      return store.subscribe({
+        channelId: row.id,
+        userId: identity.sub,
+        fromSeq: lastMessageId === undefined ? null : this.seqOf(row, lastMessageId),
+        maxActive,
+        missedLimit: MISSED_LIMIT + 1,
+        now: new Date(),
+      });
     });
     if (!result.ok) {
       this.audit(identity, "subscribe", parsed.name, "denied", "tier limit");
@@ -227,19 +232,17 @@ export class ChannelManager {
     );
     let target = channel;
     const storing = performance.now();
-    const { message, duplicate } = await this.deps.queue
-      .enqueueMessage(store, channel, identity.sub, event, idempotencyKey)
-      .catch(async (error) => {
-        // The cached row may be gone (cleanup) or replaced (deleted and created again elsewhere).
-        const fresh = await store.findChannel(parsed.name);
-        if (fresh?.id === channel.id) throw error;
-        this.channels.forget(parsed.name);
-        if (!fresh)
-          throw new TRPCError({ code: "NOT_FOUND", message: `channel ${parsed.name} does not exist` });
-        this.channels.remember(fresh);
-        target = fresh;
-        return this.deps.queue.enqueueMessage(store, fresh, identity.sub, event, idempotencyKey);
-      });
+    const { message, duplicate } = await this.onCachedChannel(
+      identity,
+      store,
+      parsed,
+      "broadcast",
+      channel,
+      (row) => {
+        target = row;
+        return this.deps.queue.enqueueMessage(store, row, identity.sub, event, idempotencyKey);
+      },
+    );
     this.deps.metrics.storeWait.observe((performance.now() - storing) / 1000);
     if (!duplicate) this.deps.metrics.broadcasts.inc();
     // Stored is acknowledged. The answer waits neither for this instance's fan-out, unless the
@@ -560,6 +563,31 @@ export class ChannelManager {
     if (!byName) await this.authorize(identity, parsed, access, channel ?? null, action);
     if (!channel) throw this.notFound(identity, action, parsed.name);
     return channel;
+  }
+
+  /**
+   * Runs `attempt` on a row from the channel cache. When it fails, the row may be gone (cleanup) or
+   * replaced (deleted and created again elsewhere): if the name now names another channel, the cache
+   * learns it and `attempt` runs once more on that one; if none, NOT_FOUND; if the same, its error.
+   */
+  private async onCachedChannel<T>(
+    identity: Actor,
+    store: ChannelStore,
+    parsed: ParsedChannelName,
+    action: string,
+    cached: ChannelRow,
+    attempt: (channel: ChannelRow) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await attempt(cached);
+    } catch (error) {
+      const fresh = await store.findChannel(parsed.name);
+      if (fresh?.id === cached.id) throw error;
+      this.channels.forget(parsed.name);
+      if (!fresh) throw this.notFound(identity, action, parsed.name);
+      this.channels.remember(fresh);
+      return attempt(fresh);
+    }
   }
 
   /** NOT_FOUND (audited), for callers the channel's absence may be told to. */

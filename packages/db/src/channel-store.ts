@@ -134,10 +134,13 @@ export interface StoreCounts {
   queuedMessages: number;
 }
 
-/** The channel is gone, or the actor may not write to it: to the actor both look the same (row level security). */
+/**
+ * The channel is gone, or the actor may not use it so (send to it, or subscribe): to the actor both look
+ * the same (row level security).
+ */
 export class ChannelUnavailableError extends Error {
   constructor(readonly channelId: string) {
-    super(`channel ${channelId} does not exist or does not take messages from this sender`);
+    super(`channel ${channelId} does not exist or is closed to this actor`);
     this.name = "ChannelUnavailableError";
   }
 }
@@ -172,6 +175,7 @@ export interface ChannelStore {
   /** Unexpired messages with seq > afterSeq, ascending. */
   readMessages(channelId: string, afterSeq: number, limit: number, now: Date): Promise<MessageRow[]>;
   retainedRange(channelId: string, now: Date): Promise<RetainedRange>;
+  /** Throws ChannelUnavailableError when the actor cannot see the channel (or it is gone). */
   subscribe(request: SubscribeRequest): Promise<SubscribeResult>;
   /** Returns false when the user had no active subscription. */
   unsubscribe(channelId: string, userId: string): Promise<boolean>;

@@ -266,6 +266,8 @@ class DrizzleChannelStore implements ChannelStore {
           request.channelId,
           request.userId,
         );
+        // A channel cached past its deletion is told apart from a full tier: the caller looks it up again.
+        if (headSeq === null) throw new ChannelUnavailableError(request.channelId);
         const alreadyActive = activeCursor !== undefined;
         if (!alreadyActive && activeCount >= request.maxActive) return { ok: false, activeCount };
 
@@ -832,9 +834,9 @@ async function insertLocked(
 
 /**
  * What a subscribe decides from, in one statement (each statement more was one more wait behind a
- * fan-out turn on a busy instance): the user's active subscriptions, the channel's head (0 when the
- * channel is gone or not visible: the upsert after it is then refused by the database) and the cursor
- * of the user's subscription to it, if that one is active.
+ * fan-out turn on a busy instance): the user's active subscriptions, the channel's head (null when the
+ * channel is gone or not visible to the actor) and the cursor of the user's subscription to it, if
+ * that one is active.
  */
 async function subscribeStateIn(db: Transaction, channelId: string, userId: string) {
   const active = db
@@ -856,7 +858,7 @@ async function subscribeStateIn(db: Transaction, channelId: string, userId: stri
   const { activeCount, headSeq, existingActive, existingCursor } = state;
   return {
     activeCount,
-    headSeq: headSeq ?? 0,
+    headSeq,
     activeCursor: existingActive === true && existingCursor !== null ? existingCursor : undefined,
   };
 }

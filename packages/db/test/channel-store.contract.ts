@@ -1,6 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChannelStore, type NewChannel, WebhookLimitError } from "../src/channel-store.ts";
+import {
+  type ChannelStore,
+  ChannelUnavailableError,
+  type NewChannel,
+  WebhookLimitError,
+} from "../src/channel-store.ts";
 import type { ChannelRow, MessageRow, NewAuditRow } from "../src/schema.ts";
 
 export interface OpenedChannelStore {
@@ -283,6 +288,16 @@ export function channelStoreContract(name: string, open: () => Promise<OpenedCha
     });
 
     describe("subscriptions", () => {
+      it("a subscribe to a channel that is gone fails as unavailable, even at the tier limit, and takes no cursor", async () => {
+        const ch = await channel();
+        const u = user();
+        expect((await subscribe(ch.id, u, null, 1)).ok).toBe(true);
+        const gone = randomUUID();
+        await expect(subscribe(gone, u, null, 1)).rejects.toBeInstanceOf(ChannelUnavailableError);
+        await expect(subscribe(gone, user())).rejects.toBeInstanceOf(ChannelUnavailableError);
+        expect(await store().activeSubscription(gone, u)).toBeUndefined();
+      });
+
       it("a first subscribe starts the cursor at the channel head (no history)", async () => {
         const ch = await channel();
         await appendMany(ch.id, 3);
