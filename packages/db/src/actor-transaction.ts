@@ -21,7 +21,7 @@ export function transactionAs<T>(
   work: (tx: Transaction) => Promise<T>,
   leading: readonly SQL[] = [],
 ): Promise<T> {
-  const first = leading.length === 0 ? [actorStatement(actor)] : [actorStatement(actor), ...leading];
+  const first = [actorStatement(actor), ...leading];
   const statements = first.map((statement) => {
     const { sql: text, params } = dialect.sqlToQuery(statement);
     return { text, params };

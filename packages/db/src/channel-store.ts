@@ -135,8 +135,8 @@ export interface StoreCounts {
 }
 
 /**
- * The channel is gone, or the actor may not use it so (send to it, or subscribe): to the actor both look
- * the same (row level security).
+ * The channel is gone, or row level security keeps the actor from it (from sending to it, or from
+ * subscribing): to the actor both look the same.
  */
 export class ChannelUnavailableError extends Error {
   constructor(readonly channelId: string) {

@@ -39,7 +39,8 @@ export function preparingEveryStatement(sql: Sql): Sql {
  * A transaction in two round trips instead of four: BEGIN, the prologue (the actor statement, and any
  * statement the work put ahead of its own) and the work's first statement go out in one write on a
  * reserved connection (postgres.js writes what is queued in one event-loop turn together, and runs a
- * connection's statements in the order they were queued), then COMMIT. postgres.js's own `begin` waits for BEGIN, the store then waited for the actor statement.
+ * connection's statements in the order they were queued), then COMMIT. postgres.js's own `begin`
+ * waits for BEGIN, the store then waited for the actor statement.
  *
  * Order is what row level security rests on: BEGIN and the prologue are queued synchronously here,
  * before the work is even called, so none of its statements can run before them; if the prologue fails
